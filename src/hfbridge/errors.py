@@ -1,0 +1,203 @@
+"""The error tree every hfbridge call can raise.
+
+```
+InferenceError
+ ├─ APIConnectionError ── APITimeoutError
+ ├─ APIStatusError (status_code, request_id, body, model)
+ │   ├─ BadRequestError 400/422   ├─ AuthenticationError 401   ├─ PermissionDeniedError 403
+ │   ├─ ModelNotFoundError 404    ├─ EndpointGoneError 410     ├─ PayloadTooLargeError 413
+ │   ├─ RateLimitError 429 (retry_after)   ├─ ModelLoadingError 503 (estimated_time)
+ │   └─ ServerError 5xx
+ └─ ResponseFormatError (the body did not match the task's shape)
+
+InvalidInputError (also a ValueError): bad input caught before any request is sent.
+```
+
+Why a tree: adapters and users catch at the level they care about (``RateLimitError`` to back
+off, ``APIStatusError`` to log a status, ``InferenceError`` for "the remote call failed").
+Every error keeps its constructor arguments in ``args`` so it pickles (LangChain moves errors
+across processes and caches), and none of them ever holds the token: messages are built from the
+server's text, the status and the model id, and :func:`redact` scrubs the token out of anything
+a server might have echoed back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "InferenceError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "ModelNotFoundError",
+    "EndpointGoneError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ModelLoadingError",
+    "ServerError",
+    "ResponseFormatError",
+    "InvalidInputError",
+    "redact",
+]
+
+REDACTED = "<redacted>"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove ``secret`` from ``text``; used on every server-provided string we put in a message."""
+    if secret and text:
+        return text.replace(secret, REDACTED)
+    return text
+
+
+class InferenceError(Exception):
+    """Base class of every failure of a remote inference call."""
+
+
+class APIConnectionError(InferenceError):
+    """The request never got an HTTP answer (refused, reset, DNS, TLS, dropped mid-body)."""
+
+    def __init__(self, message: str = "Connection error.", *, url: str | None = None) -> None:
+        super().__init__(message, url)
+        self.message = message
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.message if not self.url else f"{self.message} (POST {self.url})"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), (self.message,), {"url": self.url}))
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt ran past its timeout, or the whole call ran past its deadline."""
+
+    def __init__(self, message: str = "Request timed out.", *, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+
+
+class APIStatusError(InferenceError):
+    """The server answered with a non-success status."""
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        model: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code, model)
+        self.message = message
+        self.status_code = status_code
+        self.model = model
+        self.request_id = request_id
+        self.body = body
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" for model '{self.model}'" if self.model else ""
+        rid = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"HTTP {self.status_code}{where}: {self.message}{rid}"
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "status_code": self.status_code,
+            "model": self.model,
+            "request_id": self.request_id,
+            "body": self.body,
+            "url": self.url,
+        }
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), (self.message,), self._kwargs()))
+
+
+class BadRequestError(APIStatusError):
+    """400/422: the server rejected the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: no token, or the server does not accept it."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token is valid but may not use this model."""
+
+
+class ModelNotFoundError(APIStatusError):
+    """404: the model (or route) does not exist on this server."""
+
+
+class EndpointGoneError(APIStatusError):
+    """410 (or a 404 saying so): this host no longer serves the Inference API."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the input is larger than the server accepts."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the server's wait in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "retry_after": self.retry_after}
+
+
+class ModelLoadingError(APIStatusError):
+    """503 while the model loads; ``estimated_time`` is the server's estimate in seconds."""
+
+    def __init__(self, message: str, *, estimated_time: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.estimated_time = estimated_time
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "estimated_time": self.estimated_time}
+
+
+class ServerError(APIStatusError):
+    """5xx other than a loading 503."""
+
+
+class ResponseFormatError(InferenceError):
+    """A 2xx body that matches none of the shapes known for the task."""
+
+    def __init__(self, message: str, *, task: str | None = None, model: str | None = None) -> None:
+        super().__init__(message, task, model)
+        self.message = message
+        self.task = task
+        self.model = model
+
+    def __str__(self) -> str:
+        return f"{self.message} (task {self.task!r}, model {self.model!r})"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), (self.message,), {"task": self.task, "model": self.model}))
+
+
+class InvalidInputError(ValueError):
+    """Input rejected before any request was sent; ``field`` names the offending argument."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.field = field
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict[str, Any]) -> Exception:
+    return cls(*args, **kwargs)

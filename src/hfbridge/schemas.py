@@ -1,0 +1,448 @@
+"""Pydantic models of the API's bodies, shared by the client and ``hfbridge serve``.
+
+One definition serves both sides: the client validates what the user gave against the request
+models before anything is sent, and the server validates what arrives against the very same
+models, so the two can never disagree about a field.
+
+Requests are strict (``extra="forbid"``): a misspelt parameter is an error naming it, never a
+silently ignored value. Responses are lenient (``extra="allow"``): servers add fields over time
+and a client should not break on them. The request models cover the spec's parameters plus the
+hosted API's documented ones for the same task (the spec does not forbid extra properties).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --------------------------------------------------------------------------------------------
+# Shared request parts
+# --------------------------------------------------------------------------------------------
+class Options(_Request):
+    """Body ``options`` (spec layout); the hosted layout sends them as X-* headers instead."""
+
+    use_cache: bool | None = None
+    wait_for_model: bool | None = None
+
+
+class _TaskRequest(_Request):
+    options: Options | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters per task
+# --------------------------------------------------------------------------------------------
+class TextGenerationParameters(_Request):
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=100.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=1)
+    repetition_penalty: float | None = Field(default=None, gt=0.0)
+    do_sample: bool | None = None
+    return_full_text: bool | None = None
+    stop: list[str] | None = None
+    seed: int | None = Field(default=None, ge=0)
+    details: bool | None = None
+
+
+class ClassificationParameters(_Request):
+    top_k: int | None = Field(default=None, ge=1)
+    function_to_apply: Literal["sigmoid", "softmax", "none"] | None = None
+
+
+class TokenClassificationParameters(_Request):
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] | None = None
+    ignore_labels: list[str] | None = None
+    stride: int | None = Field(default=None, ge=0)
+
+
+class QuestionAnsweringParameters(_Request):
+    top_k: int | None = Field(default=None, ge=1)
+    max_answer_len: int | None = Field(default=None, ge=1)
+    handle_impossible_answer: bool | None = None
+
+
+class SummarizationParameters(_Request):
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+
+
+class TranslationParameters(_Request):
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+    max_length: int | None = Field(default=None, ge=1)
+
+
+class Text2TextGenerationParameters(_Request):
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    max_length: int | None = Field(default=None, ge=1)
+
+
+class FillMaskParameters(_Request):
+    top_k: int | None = Field(default=None, ge=1)
+    targets: list[str] | None = None
+
+
+class FeatureExtractionParameters(_Request):
+    """``pooling="none"`` asks for token-level vectors; ``normalize`` for unit-length vectors."""
+
+    normalize: bool | None = None
+    truncate: bool | None = None
+    pooling: Literal["mean", "cls", "none"] | None = None
+
+
+class ZeroShotClassificationParameters(_Request):
+    candidate_labels: list[str] = Field(min_length=1)
+    multi_label: bool | None = None
+    hypothesis_template: str | None = None
+
+
+class ObjectDetectionParameters(_Request):
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ImageSegmentationParameters(_Request):
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    mask_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    subtask: Literal["semantic", "instance", "panoptic"] | None = None
+
+
+class ImageToTextParameters(_Request):
+    max_new_tokens: int | None = Field(default=None, ge=1)
+
+
+class TextToImageParameters(_Request):
+    negative_prompt: str | None = None
+    height: int | None = Field(default=None, ge=8, le=4096)
+    width: int | None = Field(default=None, ge=8, le=4096)
+    num_inference_steps: int | None = Field(default=None, ge=1, le=500)
+    guidance_scale: float | None = Field(default=None, ge=0.0)
+    seed: int | None = Field(default=None, ge=0)
+
+
+class NoParameters(_Request):
+    """Tasks whose spec defines no parameters still accept an empty ``parameters`` object."""
+
+
+class ChatCompletionParameters(_Request):
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=100.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: list[str] | None = None
+    seed: int | None = Field(default=None, ge=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs with structure
+# --------------------------------------------------------------------------------------------
+class QuestionAnsweringInputs(_Request):
+    question: str
+    context: str
+
+
+class SentenceSimilarityInputs(_Request):
+    source_sentence: str
+    sentences: list[str] = Field(min_length=1)
+
+
+class TableQuestionAnsweringInputs(_Request):
+    query: str
+    table: dict[str, list[str]]
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+# --------------------------------------------------------------------------------------------
+# Request bodies (JSON)
+# --------------------------------------------------------------------------------------------
+class InferenceRequest(_TaskRequest):
+    """The generic body of ``/models/{model_id}`` and ``/pipeline/{task}``."""
+
+    model_config = ConfigDict(extra="allow")
+    inputs: Any
+    parameters: dict[str, Any] | None = None
+
+
+class TextGenerationRequest(_TaskRequest):
+    inputs: str
+    parameters: TextGenerationParameters | None = None
+    stream: bool | None = None
+
+
+class TextClassificationRequest(_TaskRequest):
+    inputs: str
+    parameters: ClassificationParameters | None = None
+
+
+class TokenClassificationRequest(_TaskRequest):
+    inputs: str
+    parameters: TokenClassificationParameters | None = None
+
+
+class QuestionAnsweringRequest(_TaskRequest):
+    inputs: QuestionAnsweringInputs
+    parameters: QuestionAnsweringParameters | None = None
+
+
+class SummarizationRequest(_TaskRequest):
+    inputs: str
+    parameters: SummarizationParameters | None = None
+
+
+class TranslationRequest(_TaskRequest):
+    inputs: str
+    parameters: TranslationParameters | None = None
+
+
+class Text2TextGenerationRequest(_TaskRequest):
+    inputs: str
+    parameters: Text2TextGenerationParameters | None = None
+
+
+class FillMaskRequest(_TaskRequest):
+    inputs: str
+    parameters: FillMaskParameters | None = None
+
+
+class FeatureExtractionRequest(_TaskRequest):
+    inputs: Union[str, list[str]]
+    parameters: FeatureExtractionParameters | None = None
+
+
+class SentenceSimilarityRequest(_TaskRequest):
+    inputs: SentenceSimilarityInputs
+    parameters: NoParameters | None = None
+
+
+class ZeroShotClassificationRequest(_TaskRequest):
+    inputs: str
+    parameters: ZeroShotClassificationParameters
+
+
+class TableQuestionAnsweringRequest(_TaskRequest):
+    inputs: TableQuestionAnsweringInputs
+    parameters: NoParameters | None = None
+
+
+class ConversationalRequest(_TaskRequest):
+    """``/pipeline/conversational``: ``inputs`` is the last user turn (the spec requires it);
+    ``messages`` carries the whole conversation when there is more than one turn."""
+
+    inputs: Union[str, list[str]]
+    messages: list[ChatMessage] | None = None
+    parameters: ChatCompletionParameters | None = None
+    stream: bool | None = None
+
+
+class ChatCompletionRequest(_Request):
+    """The hosted API's OpenAI-style ``/v1/chat/completions`` body."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=100.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: list[str] | None = None
+    seed: int | None = Field(default=None, ge=0)
+    stream: bool | None = None
+
+
+class BinaryJSONRequest(_TaskRequest):
+    """A binary task in JSON form: ``inputs`` is base64 data, or a URL where allowed."""
+
+    inputs: str
+    parameters: dict[str, Any] | None = None
+
+
+class TextToImageRequest(_TaskRequest):
+    inputs: str
+    parameters: TextToImageParameters | None = None
+
+
+class TextToSpeechRequest(_TaskRequest):
+    inputs: str
+    parameters: NoParameters | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+# --------------------------------------------------------------------------------------------
+class ClassificationResult(_Response):
+    label: str
+    score: float
+
+
+class TokenClassificationResult(_Response):
+    """``entity_group`` when aggregated, ``entity`` when not; both read back as ``label``."""
+
+    entity_group: str | None = None
+    entity: str | None = None
+    score: float
+    word: str
+    start: int | None = None
+    end: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.entity_group or self.entity or ""
+
+
+class QuestionAnsweringResult(_Response):
+    answer: str
+    score: float | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+class SummarizationResult(_Response):
+    summary_text: str
+
+
+class TranslationResult(_Response):
+    translation_text: str
+
+
+class GeneratedText(_Response):
+    """text2text-generation and image-to-text answers."""
+
+    generated_text: str
+
+
+class FillMaskResult(_Response):
+    sequence: str
+    score: float
+    token: int
+    token_str: str
+
+
+class ZeroShotClassificationResult(_Response):
+    sequence: str
+    labels: list[str]
+    scores: list[float]
+
+
+class BoundingBox(_Response):
+    xmin: int
+    ymin: int
+    xmax: int
+    ymax: int
+
+
+class ObjectDetectionResult(_Response):
+    label: str
+    score: float
+    box: BoundingBox
+
+
+class ImageSegmentationResult(_Response):
+    """``mask`` is a base64-encoded single-channel PNG, as the hosted API sends it."""
+
+    label: str
+    score: float | None = None
+    mask: str
+
+
+class SpeechRecognitionResult(_Response):
+    text: str
+
+
+class TableQuestionAnsweringResult(_Response):
+    answer: str
+    coordinates: list[list[int]] = Field(default_factory=list)
+    cells: list[str] = Field(default_factory=list)
+    aggregator: str | None = None
+
+
+class StreamToken(_Response):
+    id: int
+    text: str
+    logprob: float | None = None
+    special: bool = False
+
+
+class GenerationDetails(_Response):
+    finish_reason: str | None = None
+    generated_tokens: int | None = None
+    prompt_tokens: int | None = None
+    seed: int | None = None
+
+
+class TextGenerationResult(_Response):
+    generated_text: str
+    details: GenerationDetails | None = None
+
+
+class TextGenerationStreamOutput(_Response):
+    token: StreamToken
+    generated_text: str | None = None
+    details: GenerationDetails | None = None
+
+
+class ChatCompletionMessage(_Response):
+    role: str
+    content: str | None = None
+
+
+class ChatCompletionChoice(_Response):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: str | None = None
+
+
+class ChatCompletionUsage(_Response):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class ChatCompletion(_Response):
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[ChatCompletionChoice]
+    usage: ChatCompletionUsage | None = None
+
+
+class ChatCompletionDelta(_Response):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChatCompletionChunkChoice(_Response):
+    index: int = 0
+    delta: ChatCompletionDelta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(_Response):
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    choices: list[ChatCompletionChunkChoice]
+    usage: ChatCompletionUsage | None = None
+
+
+class ErrorBody(_Response):
+    error: Union[str, list[str]]
+    estimated_time: float | None = None
+
+
+__all__ = sorted(
+    name
+    for name, value in dict(globals()).items()
+    if isinstance(value, type) and issubclass(value, BaseModel) and not name.startswith("_")
+)

@@ -1,0 +1,220 @@
+"""Server-sent events and client-side stop sequences, as pure incremental parsers.
+
+Transports feed raw bytes in whatever chunks the socket gives; these classes turn them into
+events and hold back just enough text that a stop sequence split across tokens is still caught
+before any of it reaches the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import orjson
+
+from . import schemas as s
+
+__all__ = ["ServerSentEvent", "SSEDecoder", "StopSequenceFilter", "TokenStreamState", "ChatStreamState", "DONE"]
+
+DONE = "[DONE]"
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Incremental SSE decoding (WHATWG rules): ``data:`` with or without a space, comments,
+    CRLF or LF line ends, multi-line data joined by newlines, events dispatched on a blank line."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        self._buffer += chunk
+        events: list[ServerSentEvent] = []
+        while True:
+            cut = self._next_line_end()
+            if cut is None:
+                break
+            end, width = cut
+            line = self._buffer[:end].decode("utf-8", "replace")
+            self._buffer = self._buffer[end + width :]
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def flush(self) -> list[ServerSentEvent]:
+        """Events still pending when the stream ends without a final blank line."""
+        events = self.feed(b"\n") if self._buffer else []
+        if self._data:
+            events.append(self._dispatch())
+        return events
+
+    def _next_line_end(self) -> tuple[int, int] | None:
+        for i, byte in enumerate(self._buffer):
+            if byte == 0x0A:
+                return i, 1
+            if byte == 0x0D:
+                if i + 1 < len(self._buffer):
+                    return (i, 2) if self._buffer[i + 1] == 0x0A else (i, 1)
+                return None  # a lone CR at the end: wait to see if LF follows
+        return None
+
+    def _line(self, line: str) -> ServerSentEvent | None:
+        if line == "":
+            return self._dispatch() if self._data else None
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+        return None
+
+    def _dispatch(self) -> ServerSentEvent:
+        event = ServerSentEvent("\n".join(self._data), self._event or "message", self._id)
+        self._data, self._event = [], ""
+        return event
+
+
+class StopSequenceFilter:
+    """Emits text as it arrives, except a tail that could still become a stop sequence."""
+
+    def __init__(self, stops: Sequence[str] | None) -> None:
+        self.stops = [stop for stop in (stops or []) if stop]
+        self._held = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        """Text safe to emit now. After a stop sequence is seen, ``stopped`` is True and any
+        further text is dropped (it lies after the stop)."""
+        if self.stopped:
+            return ""
+        if not self.stops:
+            return text
+        buffer = self._held + text
+        hits = [buffer.find(stop) for stop in self.stops]
+        hits = [h for h in hits if h >= 0]
+        if hits:
+            self.stopped = True
+            self._held = ""
+            return buffer[: min(hits)]
+        keep = self._longest_stop_prefix_suffix(buffer)
+        self._held = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep]
+
+    def flush(self) -> str:
+        """The held-back tail, once the stream has ended without completing a stop."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+    def _longest_stop_prefix_suffix(self, buffer: str) -> int:
+        best = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(buffer)), best, -1):
+                if buffer.endswith(stop[:n]):
+                    best = n
+                    break
+        return best
+
+
+def decode_event(event: ServerSentEvent) -> Any:
+    """The JSON payload of an event, :data:`DONE` for the end marker, None for blank data."""
+    data = event.data.strip()
+    if not data:
+        return None
+    if data == DONE:
+        return DONE
+    return orjson.loads(data)
+
+
+class TokenStreamState:
+    """Turns TGI token events into the outputs the user sees, with stop sequences applied."""
+
+    def __init__(self, stops: Sequence[str] | None) -> None:
+        self.filter = StopSequenceFilter(stops)
+        self.text = ""
+        self.finished = False
+
+    def on_payload(self, payload: dict[str, Any]) -> list[s.TextGenerationStreamOutput]:
+        if self.finished:
+            return []
+        event = s.TextGenerationStreamOutput.model_validate(payload)
+        emitted = self.filter.push(event.token.text)
+        final = event.generated_text is not None or self.filter.stopped
+        if final:
+            emitted += self.filter.flush()
+        self.text += emitted
+        out: list[s.TextGenerationStreamOutput] = []
+        if final:
+            self.finished = True
+            details = event.details
+            if self.filter.stopped:
+                details = (details or s.GenerationDetails()).model_copy(update={"finish_reason": "stop_sequence"})
+            token = event.token.model_copy(update={"text": emitted})
+            out.append(s.TextGenerationStreamOutput(token=token, generated_text=self.text, details=details))
+        elif emitted:
+            out.append(event.model_copy(update={"token": event.token.model_copy(update={"text": emitted})}))
+        return out
+
+    def on_end(self) -> list[s.TextGenerationStreamOutput]:
+        """The stream closed without a final event: release what was held back."""
+        if self.finished:
+            return []
+        self.finished = True
+        tail = self.filter.flush()
+        self.text += tail
+        token = s.StreamToken(id=-1, text=tail, special=False)
+        return [s.TextGenerationStreamOutput(token=token, generated_text=self.text, details=None)]
+
+
+class ChatStreamState:
+    """The same for chat-completion chunks: stop sequences applied to ``delta.content``."""
+
+    def __init__(self, stops: Sequence[str] | None) -> None:
+        self.filter = StopSequenceFilter(stops)
+        self.finished = False
+
+    def on_payload(self, payload: dict[str, Any]) -> list[s.ChatCompletionChunk]:
+        if self.finished:
+            return []
+        chunk = s.ChatCompletionChunk.model_validate(payload)
+        if not chunk.choices:
+            return [chunk]
+        choice = chunk.choices[0]
+        content = self.filter.push(choice.delta.content or "")
+        if choice.finish_reason is not None or self.filter.stopped:
+            content += self.filter.flush()
+            self.finished = True
+            reason = "stop" if self.filter.stopped else choice.finish_reason
+            choice = choice.model_copy(update={"finish_reason": reason})
+        delta = choice.delta.model_copy(update={"content": content})
+        return [chunk.model_copy(update={"choices": [choice.model_copy(update={"delta": delta})]})]
+
+    def on_end(self) -> list[s.ChatCompletionChunk]:
+        if self.finished:
+            return []
+        self.finished = True
+        tail = self.filter.flush()
+        if not tail:
+            return []
+        return [s.ChatCompletionChunk(choices=[s.ChatCompletionChunkChoice(delta=s.ChatCompletionDelta(content=tail))])]
+
+
+def iter_events(decoder: SSEDecoder, chunks: Iterable[bytes]) -> Iterable[ServerSentEvent]:
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.flush()

@@ -1,0 +1,1 @@
+"""Test helpers for hfbridge users: the vcr configuration and a pytest plugin."""

@@ -1,0 +1,110 @@
+"""Checks on what the user passed, run before anything is sent.
+
+Each helper names the caller's own argument in its error (``text``, ``candidate_labels``,
+``parameters.top_k``), so the message points at the line the user has to change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidInputError
+from .schemas import ChatMessage
+
+__all__ = ["require_text", "require_texts", "require_labels", "require_model_id", "parameters", "chat_messages", "require_table"]
+
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
+
+
+def require_text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError(field, "must not be empty")
+    return value
+
+
+def require_texts(value: Any, field: str) -> str | list[str]:
+    """A single text or a non-empty list of texts (each non-empty), order kept."""
+    if isinstance(value, str):
+        return require_text(value, field)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InvalidInputError(field, "must contain at least one text")
+        return [require_text(item, f"{field}[{i}]") for i, item in enumerate(value)]
+    raise InvalidInputError(field, f"must be a string or a list of strings, got {type(value).__name__}")
+
+
+def require_labels(value: Any, field: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidInputError(field, "must be a list of strings")
+    if not value:
+        raise InvalidInputError(field, "must contain at least one label")
+    labels = [require_text(item, f"{field}[{i}]") for i, item in enumerate(value)]
+    if len(set(labels)) != len(labels):
+        raise InvalidInputError(field, "must not repeat a label")
+    return labels
+
+
+def require_model_id(value: Any, field: str = "model") -> str:
+    if not isinstance(value, str) or not _MODEL_ID.match(value) or ".." in value:
+        raise InvalidInputError(
+            field, f"must be a model id such as 'org/name' or 'name', got {value!r}"
+        )
+    return value
+
+
+def require_table(value: Any, field: str = "table") -> dict[str, list[str]]:
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInputError(field, "must be a non-empty mapping {column: [cells]}")
+    table: dict[str, list[str]] = {}
+    lengths = set()
+    for column, cells in value.items():
+        if not isinstance(column, str) or isinstance(cells, str) or not isinstance(cells, Iterable):
+            raise InvalidInputError(f"{field}[{column!r}]", "each column must map a name to a list of cells")
+        table[column] = [str(cell) for cell in cells]
+        lengths.add(len(table[column]))
+    if len(lengths) != 1:
+        raise InvalidInputError(field, "all columns must have the same number of cells")
+    return table
+
+
+def parameters(model: type[BaseModel] | None, field: str = "parameters", **values: Any) -> dict[str, Any]:
+    """Validate task parameters against the shared request model; drop the ones left as None."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if model is None or not given:
+        return given
+    try:
+        validated = model.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "?"
+        raise InvalidInputError(f"{field}.{where}" if field else where, first["msg"]) from None
+    return validated.model_dump(exclude_none=True)
+
+
+def chat_messages(value: Any, field: str = "messages") -> list[dict[str, str]]:
+    """Messages as dicts ``{"role", "content"}``; a bare string is one user message."""
+    if isinstance(value, str):
+        value = [{"role": "user", "content": require_text(value, field)}]
+    if not isinstance(value, Sequence) or not value:
+        raise InvalidInputError(field, "must be a non-empty list of {'role', 'content'} messages")
+    out = []
+    for i, message in enumerate(value):
+        if isinstance(message, ChatMessage):
+            message = message.model_dump()
+        if isinstance(message, (tuple, list)) and len(message) == 2:
+            message = {"role": message[0], "content": message[1]}
+        try:
+            checked = ChatMessage.model_validate(message)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInputError(f"{field}[{i}].{where}".rstrip("."), first["msg"]) from None
+        out.append(checked.model_dump())
+    if not any(m["role"] == "user" and m["content"].strip() for m in out):
+        raise InvalidInputError(field, "must contain a non-empty user message")
+    return out
