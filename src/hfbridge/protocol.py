@@ -97,13 +97,16 @@ def _route(config: ClientConfig, call: Call) -> Route:
 
 def build_request(config: ClientConfig, call: Call) -> Request:
     route = _route(config, call)
+    if isinstance(call.inputs, BinaryInput) and call.inputs.data is None:
+        if not route.accepts_url_input:
+            raise ValueError("a URL input must be downloaded before the request is built")
+        # The spec's JSON form of the route: {"inputs": url}; the server fetches it.
+        route = replace(route, style=BodyStyle.JSON, options_in_body=True)
     options = call.options.model_dump(exclude_none=True)
     headers: dict[str, str] = {"User-Agent": USER_AGENT}
     if route.style is BodyStyle.RAW:
         binary: BinaryInput = call.inputs
-        if binary.data is None:
-            raise ValueError("a URL input must be downloaded before the request is built")
-        content = binary.data
+        content = binary.data or b""
         headers["Content-Type"] = binary.content_type
     else:
         body = _json_body(route, call, options)

@@ -74,7 +74,7 @@ def plan_route(
                 f"the hosted API needs a model id for task '{task.value}'; pass model=... "
                 "(only a server in the spec layout picks a default model per task)",
             )
-        if config.is_legacy_host:
+        if config.is_legacy_host and (force_task or not generic):
             return Route(f"{base}/pipeline/{task.value}/{model}", BodyStyle.RAW if raw_ok else BodyStyle.JSON, False)
         if task is Task.CONVERSATIONAL and not generic:
             return Route(f"{base}/models/{model}/v1/chat/completions", BodyStyle.CHAT, False)

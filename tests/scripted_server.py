@@ -1,0 +1,160 @@
+"""A real HTTP/1.1 server on 127.0.0.1 whose answers each test scripts.
+
+Used to test the clients' transports for real (sockets, keep-alive, chunked streams, timeouts,
+dropped connections) without any model behind them. Every request it receives is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Union
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    #: seconds to wait before answering (a stalled server)
+    delay: float = 0.0
+    #: close the connection without answering
+    drop: bool = False
+    #: send these pieces with chunked encoding, ``chunk_delay`` apart
+    chunks: list[bytes] | None = None
+    chunk_delay: float = 0.0
+
+    def encoded(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        if isinstance(self.body, str):
+            return self.body.encode(), self.headers.get("Content-Type", "text/plain")
+        return json.dumps(self.body).encode(), "application/json"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Script = Union[Reply, list, Callable[["Recorded"], Reply]]
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._routes: dict[str, Script] = {}
+        self._lock = threading.Lock()
+        self.closed_early = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                record = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                with server._lock:
+                    server.requests.append(record)
+                reply = server._next(record)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if reply.chunks is not None:
+                    self._stream(reply)
+                    return
+                data, ctype = reply.encoded()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", ctype)
+                for key, value in reply.headers.items():
+                    if key.lower() != "content-type":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.headers.get("Content-Type", "text/event-stream"))
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for piece in reply.chunks or []:
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                        self.wfile.flush()
+                        if reply.chunk_delay:
+                            time.sleep(reply.chunk_delay)
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    server.closed_early.set()
+                    self.close_connection = True
+
+            do_POST = _handle
+            do_GET = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def on(self, path: str, script: Script) -> "ScriptedServer":
+        """Answer ``path`` (exact, without query) with a reply, a list (in turn, the last
+        repeating) or a function of the recorded request."""
+        self._routes[path] = list(script) if isinstance(script, list) else script
+        return self
+
+    def _next(self, record: Recorded) -> Reply:
+        path = record.path.split("?")[0]
+        script = self._routes.get(path, self._routes.get("*"))
+        if script is None:
+            return Reply(404, {"error": f"no script for {path}"})
+        if isinstance(script, list):
+            with self._lock:
+                return script.pop(0) if len(script) > 1 else script[0]
+        if callable(script):
+            return script(record)
+        return script
+
+    def start(self) -> "ScriptedServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "ScriptedServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def sse(*payloads: Any, done: bool = False, spaced: bool = True) -> list[bytes]:
+    """Server-sent events, one chunk each: ``data: {json}\\n\\n``."""
+    prefix = b"data: " if spaced else b"data:"
+    chunks = [prefix + (p if isinstance(p, bytes) else json.dumps(p).encode()) + b"\n\n" for p in payloads]
+    if done:
+        chunks.append(prefix + b"[DONE]\n\n")
+    return chunks

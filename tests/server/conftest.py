@@ -1,0 +1,31 @@
+"""Shared fixtures for the server's tests: where models are cached, sample media."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ASSETS = REPO / "tests" / "assets"
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    """Built tiny models and converted weights persist here between runs (gitignored)."""
+    path = Path(os.environ.get("HFBRIDGE_CACHE", REPO / ".cache" / "hfbridge"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_image() -> bytes:
+    """A real photo (PNG, 512x512) taken from the hosted API's recorded requests."""
+    return (ASSETS / "image.png").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def sample_speech() -> bytes:
+    """Real speech (FLAC, 16 kHz mono): "a man said to the universe sir i exist"."""
+    return (ASSETS / "sample1.flac").read_bytes()
