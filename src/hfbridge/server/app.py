@@ -1,0 +1,367 @@
+"""The FastAPI app of ``hfbridge serve``: the spec's routes and the hosted API's, one dispatcher.
+
+Routes (model ids contain a slash, so paths under ``/models/`` are parsed here, not by the router):
+
+* ``POST /models/{model_id}/{task}`` - the spec's task routes (any task the model serves);
+* ``POST /models/{model_id}`` - the model's own task (spec and hosted);
+* ``POST /models/{model_id}/pipeline/{task}`` - the hosted API's task override;
+* ``POST /models/{model_id}/v1/chat/completions`` and ``POST /v1/chat/completions`` - chat;
+* ``POST /pipeline/{task}`` - the registry's default model for ``task``; the hosted API's older
+  ``POST /pipeline/{task}/{model_id}`` too.
+
+Every answer is the spec's shape; every error is ``{"error": "..."}`` with the right status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._version import __version__
+from ..tasks import TASKS, Task, TaskSpec
+from .backends import BackendInputError, BinaryResult
+from .cache import AnswerCache, cache_key, is_deterministic
+from .guards import RateLimiter, TokenGuard
+from .models import LoadState, ModelLoadFailed, ModelManager
+from .parsing import HTTPProblem, Job, parse_chat, parse_job
+from .registry import ModelEntry, Registry, default_cache_dir
+
+__all__ = ["ServerSettings", "create_app"]
+
+logger = logging.getLogger("hfbridge.server")
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_URL_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class ServerSettings:
+    registry: Registry = field(default_factory=Registry.default)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    tokens: Sequence[str] = ()
+    #: requests per minute per token (or per client address); None: unlimited
+    rate_limit: int | None = None
+    allow_urls: bool = False
+    preload: bool = False
+    cache_entries: int = 512
+    workers: int = 4
+
+
+class _Server:
+    """Everything one app instance holds; created once at app creation."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.registry = settings.registry
+        self.models = ModelManager(settings.registry, settings.cache_dir, workers=settings.workers)
+        self.guard = TokenGuard(settings.tokens)
+        self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self.cache = AnswerCache(settings.cache_entries)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _problem(problem: HTTPProblem) -> Response:
+    return _json(problem.body(), problem.status, problem.headers)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    server = _Server(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.preload:
+            server.models.preload()
+        yield
+        server.models.close()
+
+    app = FastAPI(title="hfbridge inference server", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    app.state.server = server
+
+    @app.exception_handler(HTTPProblem)
+    async def _on_problem(_: Request, exc: HTTPProblem) -> Response:
+        return _problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["?"], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return _json({"error": f"Error in `{where}`: {first['msg']}"}, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(_: Request, exc: StarletteHTTPException) -> Response:
+        return _json({"error": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _on_crash(_: Request, exc: Exception) -> Response:
+        logger.exception("internal error")
+        return _json({"error": f"Internal server error: {type(exc).__name__}: {exc}"}, 500)
+
+    @app.get("/")
+    async def index() -> Response:
+        return _json({
+            "server": f"hfbridge {__version__}",
+            "models": [_describe(server, entry) for entry in server.registry],
+            "defaults": {task.value: mid for task, mid in server.registry.defaults.items()},
+        })
+
+    @app.get("/health")
+    async def health() -> Response:
+        return _json({"status": "ok"})
+
+    @app.post("/pipeline/{rest:path}")
+    async def pipeline(rest: str, request: Request) -> Response:
+        body = await _admit(server, request)
+        task_name, _, model_id = rest.partition("/")
+        spec = _task_or_400(task_name)
+        if model_id:  # the hosted API's older /pipeline/{task}/{model_id}
+            entry = _entry_or_404(server, model_id)
+        else:
+            entry = server.registry.default_for(spec.task)
+            if entry is None:
+                raise HTTPProblem(400, f"No default model is configured for task '{spec.task.value}'")
+        return await _serve_task(server, request, entry, spec, body)
+
+    @app.post("/v1/chat/completions")
+    async def chat_root(request: Request) -> Response:
+        body = await _admit(server, request)
+        chat, job = parse_chat(body, _headers(request))
+        if chat.model:
+            entry = _entry_or_404(server, chat.model)
+        else:
+            entry = server.registry.default_for(Task.CONVERSATIONAL)
+            if entry is None:
+                raise HTTPProblem(400, "Error in `model`: required (this server has no default chat model)")
+        _check_serves(entry, TASKS[Task.CONVERSATIONAL])
+        return await _run(server, request, entry, job)
+
+    @app.post("/models/{rest:path}")
+    async def models(rest: str, request: Request) -> Response:
+        body = await _admit(server, request)
+        if rest.endswith("/v1/chat/completions"):
+            entry = _entry_or_404(server, rest[: -len("/v1/chat/completions")])
+            _check_serves(entry, TASKS[Task.CONVERSATIONAL])
+            _, job = parse_chat(body, _headers(request))
+            return await _run(server, request, entry, job)
+        head, sep, task_name = rest.rpartition("/pipeline/")
+        if sep and head and task_name:
+            return await _serve_task(server, request, _entry_or_404(server, head), _task_or_400(task_name), body)
+        entry = server.registry.get(rest)
+        if entry is not None:
+            spec = TASKS[entry.task]
+            if spec.task is Task.TEXT_GENERATION and Task.CONVERSATIONAL in entry.tasks and _has_messages(body):
+                spec = TASKS[Task.CONVERSATIONAL]
+            return await _serve_task(server, request, entry, spec, body)
+        head, _, last = rest.rpartition("/")
+        if head and last in _TASK_NAMES:
+            return await _serve_task(server, request, _entry_or_404(server, head), TASKS[Task(last)], body)
+        raise HTTPProblem(404, f"Model {rest} does not exist")
+
+    return app
+
+
+_TASK_NAMES = {t.value for t in Task}
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _describe(server: _Server, entry: ModelEntry) -> dict[str, Any]:
+    return {
+        "id": entry.model_id,
+        "tasks": [t.value for t in entry.tasks],
+        "source": entry.source,
+        "state": server.models.state(entry.model_id).value,
+        "meaningless": entry.is_tiny,
+        "description": entry.description,
+    }
+
+
+async def _admit(server: _Server, request: Request) -> bytes:
+    """Authentication, rate limit and body size, before any work."""
+    headers = _headers(request)
+    token = server.guard.check(headers)
+    if server.limiter is not None:
+        server.limiter.check(token or (request.client.host if request.client else "?"))
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPProblem(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPProblem(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+    return body
+
+
+def _task_or_400(name: str) -> TaskSpec:
+    if name not in _TASK_NAMES:
+        raise HTTPProblem(400, f"Unknown task '{name}'; known tasks: {', '.join(sorted(_TASK_NAMES))}")
+    return TASKS[Task(name)]
+
+
+def _entry_or_404(server: _Server, model_id: str) -> ModelEntry:
+    entry = server.registry.get(model_id)
+    if entry is None:
+        raise HTTPProblem(404, f"Model {model_id} does not exist")
+    return entry
+
+
+def _check_serves(entry: ModelEntry, spec: TaskSpec) -> None:
+    if spec.task not in entry.tasks:
+        serves = ", ".join(t.value for t in entry.tasks)
+        raise HTTPProblem(400, f"Model {entry.model_id} serves {serves}; it cannot answer {spec.task.value}")
+
+
+def _has_messages(body: bytes) -> bool:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and "messages" in data
+
+
+async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes) -> Response:
+    _check_serves(entry, spec)
+    job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
+    if job.url is not None:
+        job.inputs = await _fetch(server, job.url)
+    return await _run(server, request, entry, job)
+
+
+async def _fetch(server: _Server, url: str) -> bytes:
+    if not server.settings.allow_urls:
+        raise HTTPProblem(400, "Error in `inputs`: URL inputs are disabled on this server; send the bytes "
+                               "(raw or base64), or start it with --allow-urls")
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise HTTPProblem(400, f"Error in `inputs`: could not fetch {url}: {exc}") from None
+    if response.status_code != 200 or len(response.content) > MAX_URL_BYTES:
+        raise HTTPProblem(400, f"Error in `inputs`: fetching {url} answered HTTP {response.status_code}")
+    return response.content
+
+
+async def _ready_backend(server: _Server, entry: ModelEntry, job: Job) -> Any:
+    """The loaded backend, or a 503 with ``estimated_time`` (unless the caller waits)."""
+    models = server.models
+    backend = models.backend(entry.model_id)
+    if backend is not None:
+        return backend
+    future = models.start_loading(entry.model_id)
+    if models.state(entry.model_id) is LoadState.FAILED:
+        raise HTTPProblem(500, models.error(entry.model_id) or f"Model {entry.model_id} could not be loaded")
+    if not job.wait_for_model:
+        raise HTTPProblem(503, f"Model {entry.model_id} is currently loading",
+                          estimated_time=models.estimated_time(entry.model_id))
+    try:
+        return await asyncio.wrap_future(future)
+    except ModelLoadFailed as exc:
+        raise HTTPProblem(500, str(exc)) from None
+
+
+def _with_timing(response: Response, started: float, kind: str) -> Response:
+    response.headers["X-Compute-Time"] = f"{time.perf_counter() - started:.3f}"
+    response.headers["X-Compute-Type"] = kind
+    return response
+
+
+async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job) -> Response:
+    backend = await _ready_backend(server, entry, job)
+    started = time.perf_counter()
+    if job.stream:
+        if job.task not in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
+            raise HTTPProblem(400, f"Error in `stream`: streaming is only available for text-generation and conversational, not {job.task.value}")
+        events = _stream_events(server, entry, backend, job)
+        return _with_timing(StreamingResponse(events, media_type="text/event-stream",
+                                              headers={"Cache-Control": "no-cache"}), started, "cpu")
+    key = None
+    if job.use_cache and is_deterministic(job.task, job.parameters):
+        key = cache_key(entry.model_id, job.task, job.inputs, job.parameters)
+        cached = server.cache.get(key)
+        if cached is not None:
+            return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
+    lock = server.models.lock(entry.model_id)
+
+    def predict() -> Any:
+        with lock:
+            return backend.predict(job.task, job.inputs, job.parameters)
+
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(server.models.inference, predict)
+    except BackendInputError as exc:
+        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+    if isinstance(result, BinaryResult):
+        body, media_type = result.data, result.content_type
+    else:
+        body, media_type = orjson.dumps(result), "application/json"
+    if key is not None:
+        server.cache.put(key, body, media_type)
+    return _with_timing(Response(body, media_type=media_type), started, "cpu")
+
+
+async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: Job) -> AsyncIterator[bytes]:
+    """Runs the backend's token generator on a worker thread and relays its events as SSE.
+
+    When the client goes away the generator is closed at the next token, so an abandoned stream
+    stops using the CPU."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+    lock = server.models.lock(entry.model_id)
+
+    def put(kind: str, item: Any) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
+
+    def produce() -> None:
+        with lock:
+            generator = None
+            try:
+                generator = backend.stream(job.task, job.inputs, job.parameters)
+                for event in generator:
+                    if stop.is_set():
+                        break
+                    put("event", event)
+            except BackendInputError as exc:
+                put("error", f"Error in `{exc.field}`: {exc.message}")
+            except Exception as exc:  # relayed to the client as an error event, not swallowed
+                logger.exception("stream failed")
+                put("error", f"{type(exc).__name__}: {exc}")
+            finally:
+                if generator is not None:
+                    generator.close()
+                put("end", None)
+
+    loop.run_in_executor(server.models.inference, produce)
+    try:
+        while True:
+            kind, item = await queue.get()
+            if kind == "end":
+                break
+            if kind == "error":
+                yield b"data: " + orjson.dumps({"error": item, "error_type": "generation"}) + b"\n\n"
+                continue
+            yield b"data: " + orjson.dumps(item) + b"\n\n"
+        if job.task is Task.CONVERSATIONAL:
+            yield b"data: [DONE]\n\n"
+    finally:
+        stop.set()
+
