@@ -1,1 +1,94 @@
-"""Test helpers for hfbridge users: the vcr configuration and a pytest plugin."""
+"""Record and replay HTTP with vcrpy, the hfbridge way: for this project's tests and for users'.
+
+* :func:`vcr_config` - the one configuration: tokens scrubbed from headers, query strings and
+  bodies; requests matched on method, URI and body; compressed bodies decoded; binary bodies
+  kept byte for byte.
+* :func:`record_mode` - ``HFBRIDGE_RECORD_MODE`` if set, else ``none`` under CI (a missing
+  cassette fails instead of reaching the network) and ``once`` elsewhere.
+* The pytest plugin (:mod:`hfbridge.testing.plugin`) adds the ``hf_cassette`` marker and the
+  ``hf_base_url`` fixture on top.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+__all__ = [
+    "TOKEN_PLACEHOLDER",
+    "DEFAULT_REPLAY_BASE_URL",
+    "vcr_config",
+    "record_mode",
+    "scrub",
+    "looks_like_token",
+    "make_vcr",
+]
+
+TOKEN_PLACEHOLDER = "<HF_TOKEN>"
+#: where cassettes say the server was; a recording run starts the embedded server here
+DEFAULT_REPLAY_BASE_URL = "http://127.0.0.1:8765"
+
+_TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{20,}")
+_SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "set-cookie")
+_SECRET_QUERY = ("token", "api_key", "access_token", "key")
+
+
+def looks_like_token(data: bytes | str) -> bool:
+    raw = data.encode() if isinstance(data, str) else data
+    return bool(_TOKEN_PATTERN.search(raw))
+
+
+def scrub(data: Any) -> Any:
+    """``data`` with anything shaped like a Hugging Face token replaced by the placeholder."""
+    if isinstance(data, bytes):
+        return _TOKEN_PATTERN.sub(TOKEN_PLACEHOLDER.encode(), data)
+    if isinstance(data, str):
+        return _TOKEN_PATTERN.sub(TOKEN_PLACEHOLDER.encode(), data.encode()).decode()
+    return data
+
+
+def _scrub_request(request: Any) -> Any:
+    if request.body:
+        request.body = scrub(request.body)
+    request.uri = scrub(request.uri)
+    return request
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    body = response.get("body", {})
+    if "string" in body and body["string"]:
+        body["string"] = scrub(body["string"])
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in _SECRET_HEADERS:
+            headers[name] = [TOKEN_PLACEHOLDER]
+        else:
+            headers[name] = [scrub(v) for v in headers[name]]
+    return response
+
+
+def record_mode() -> str:
+    explicit = os.environ.get("HFBRIDGE_RECORD_MODE")
+    if explicit:
+        return explicit
+    return "none" if os.environ.get("CI") else "once"
+
+
+def vcr_config(mode: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``vcr.VCR(...)`` (also a valid pytest-recording ``vcr_config``)."""
+    return {
+        "record_mode": mode or record_mode(),
+        "match_on": ["method", "uri", "body"],
+        "filter_headers": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_HEADERS],
+        "filter_query_parameters": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_QUERY],
+        "before_record_request": _scrub_request,
+        "before_record_response": _scrub_response,
+        "decode_compressed_response": True,
+    }
+
+
+def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> Any:
+    import vcr
+
+    return vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))

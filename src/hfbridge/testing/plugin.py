@@ -1,1 +1,112 @@
-"""pytest plugin (entry point ``pytest11``): cassette fixtures for users' own chains."""
+"""pytest plugin (entry point ``pytest11``): record and replay your own chains' HTTP.
+
+```python
+@pytest.mark.hf_cassette
+def test_my_chain(hf_base_url):
+    llm = HFInferenceLLM(base_url=hf_base_url, max_new_tokens=8)
+    ...
+```
+
+* ``@pytest.mark.hf_cassette`` (optionally ``hf_cassette("name")``) wraps the test in a vcrpy
+  cassette at ``<rootdir>/cassettes/<test module>/<test name>.yaml`` (ini option
+  ``hf_cassette_dir`` moves the root), with :func:`hfbridge.testing.vcr_config`.
+* ``--hf-record-mode`` (or ``HFBRIDGE_RECORD_MODE``): ``none`` replays only (the default under
+  CI: a missing cassette fails), ``once`` records what is missing (the default elsewhere),
+  ``all`` re-records.
+* ``hf_base_url``: ``HFBRIDGE_BASE_URL`` if set (record against that server, e.g. the hosted API
+  with ``HF_TOKEN``), else ``http://127.0.0.1:8765``; when a test records there, the fixture
+  starts ``hfbridge serve`` in-process on that port (needs the ``server`` extra).
+
+Nothing is imported from vcrpy or the server until a test uses them, so installing hfbridge
+never slows down or breaks an unrelated test suite.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from . import DEFAULT_REPLAY_BASE_URL, make_vcr, record_mode
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hfbridge")
+    group.addoption("--hf-record-mode", default=None, choices=["none", "once", "new_episodes", "all"],
+                    help="hfbridge cassettes: none (replay only), once, new_episodes, all (re-record)")
+    parser.addini("hf_cassette_dir", "root folder of hfbridge cassettes (default: <rootdir>/cassettes)", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hf_cassette(name=None): record/replay this test's HTTP with hfbridge's vcr configuration")
+
+
+def _mode(config: pytest.Config) -> str:
+    return config.getoption("--hf-record-mode") or record_mode()
+
+
+def _cassette_root(config: pytest.Config) -> Path:
+    configured = config.getini("hf_cassette_dir")
+    return Path(configured) if configured else Path(config.rootpath) / "cassettes"
+
+
+class _RecordingServer:
+    """Starts the embedded server only when some test actually records against the default URL."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+
+    def ensure(self, base_url: str) -> None:
+        if self.server is not None or os.environ.get("HFBRIDGE_BASE_URL"):
+            return
+        from urllib.parse import urlsplit
+
+        from ..server.runner import EmbeddedServer
+
+        parts = urlsplit(base_url)
+        self.server = EmbeddedServer(host=parts.hostname or "127.0.0.1", port=parts.port or 8765).start()
+        # Load every model first, so recordings hold answers rather than "currently loading" 503s.
+        self.server.wait_until_loaded([entry.model_id for entry in self.server.settings.registry])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def _hf_recording_server() -> Iterator[_RecordingServer]:
+    holder = _RecordingServer()
+    yield holder
+    holder.stop()
+
+
+@pytest.fixture(scope="session")
+def hf_base_url() -> str:
+    """The server cassettes were (or will be) recorded against."""
+    return os.environ.get("HFBRIDGE_BASE_URL", DEFAULT_REPLAY_BASE_URL)
+
+
+@pytest.fixture
+def hf_cassette_path(request: pytest.FixtureRequest) -> Path:
+    marker = request.node.get_closest_marker("hf_cassette")
+    name = (marker.args[0] if marker and marker.args else None) or request.node.name
+    module = Path(str(request.node.fspath)).stem
+    return _cassette_root(request.config) / module / f"{name}.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
+    marker = request.node.get_closest_marker("hf_cassette")
+    if marker is None:
+        yield None
+        return
+    mode = _mode(request.config)
+    path: Path = request.getfixturevalue("hf_cassette_path")
+    records = mode in ("all", "new_episodes") or (mode == "once" and not path.exists())
+    if records:
+        request.getfixturevalue("_hf_recording_server").ensure(request.getfixturevalue("hf_base_url"))
+    recorder = make_vcr(path.parent, mode)
+    with recorder.use_cassette(path.name) as cassette:
+        yield cassette

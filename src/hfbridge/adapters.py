@@ -1,0 +1,282 @@
+"""What the LangChain and LlamaIndex adapters share, written once and framework-free.
+
+The adapters are thin: they translate framework conventions (fields, callbacks, result types)
+and call the functions here, which call the core clients. Nothing here does HTTP itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pydantic import BaseModel
+
+from .async_client import AsyncInferenceClient
+from .client import InferenceClient
+from .config import Layout
+from .errors import InvalidInputError
+from .media import BinaryOutput
+from .tasks import OutputKind, Task, TaskSpec
+from .validation import require_text
+
+__all__ = [
+    "ClientPair",
+    "embed_batches",
+    "aembed_batches",
+    "check_texts",
+    "generation_parameters",
+    "ToolRunner",
+    "format_tool_result",
+]
+
+
+class ClientPair:
+    """A sync and an async client built once from the same settings and shared by every call.
+
+    Building a client does no I/O (pools open on first use), so adapters may build one in their
+    constructor. ``close()`` is for the owner only; one stream ending never closes the pair."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        token: Any = None,
+        layout: Layout | str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
+        client: InferenceClient | None = None,
+        async_client: AsyncInferenceClient | None = None,
+    ) -> None:
+        settings = dict(base_url=base_url, token=token, layout=layout, timeout=timeout,
+                        max_retries=max_retries, max_concurrency=max_concurrency)
+        self.sync = client or InferenceClient(**settings)
+        self.async_ = async_client or AsyncInferenceClient(**settings)
+
+    @property
+    def base_url(self) -> str:
+        return self.sync.base_url
+
+    @property
+    def layout(self) -> Layout:
+        return self.sync.config.layout
+
+    def close(self) -> None:
+        self.sync.close()
+
+    async def aclose(self) -> None:
+        await self.async_.aclose()
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------------------------
+def check_texts(texts: Any, field: str = "texts") -> list[str]:
+    """Every text checked up front, so an error names its index in the caller's own list."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise InvalidInputError(field, "must be a list of strings")
+    return [require_text(text, f"{field}[{i}]") for i, text in enumerate(texts)]
+
+
+def _batches(texts: list[str], size: int) -> list[list[str]]:
+    if size < 1:
+        raise InvalidInputError("batch_size", f"must be >= 1, got {size}")
+    return [texts[i : i + size] for i in range(0, len(texts), size)]
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError("show_progress=True needs tqdm: pip install tqdm") from exc
+    return tqdm(total=total, desc=desc, unit="text")
+
+
+def embed_batches(
+    client: InferenceClient,
+    texts: list[str],
+    *,
+    model: str | None,
+    batch_size: int,
+    max_concurrency: int,
+    show_progress: bool = False,
+    **options: Any,
+) -> list[list[float]]:
+    """Every text's vector, in input order; one request per batch, ``max_concurrency`` at once.
+    A batch that still fails after the core's retries raises: nothing is dropped."""
+    batches = _batches(texts, batch_size)
+    bar = _progress(len(texts), show_progress, "embedding")
+    lock = threading.Lock()
+
+    def one(batch: list[str]) -> list[list[float]]:
+        vectors = client.feature_extraction(batch, model=model, **options)
+        if bar is not None:
+            with lock:
+                bar.update(len(batch))
+        return vectors
+
+    try:
+        if len(batches) <= 1 or max_concurrency <= 1:
+            results = [one(batch) for batch in batches]
+        else:
+            with ThreadPoolExecutor(max_workers=min(max_concurrency, len(batches))) as pool:
+                results = list(pool.map(one, batches))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [vector for batch in results for vector in batch]
+
+
+async def aembed_batches(
+    client: AsyncInferenceClient,
+    texts: list[str],
+    *,
+    model: str | None,
+    batch_size: int,
+    max_concurrency: int,
+    show_progress: bool = False,
+    **options: Any,
+) -> list[list[float]]:
+    batches = _batches(texts, batch_size)
+    bar = _progress(len(texts), show_progress, "embedding")
+    semaphore = asyncio.Semaphore(max(1, max_concurrency))
+
+    async def one(batch: list[str]) -> list[list[float]]:
+        async with semaphore:
+            vectors = await client.feature_extraction(batch, model=model, **options)
+        if bar is not None:
+            bar.update(len(batch))
+        return vectors
+
+    try:
+        results = await asyncio.gather(*(one(batch) for batch in batches))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [vector for batch in results for vector in batch]
+
+
+# --------------------------------------------------------------------------------------------
+# Text generation
+# --------------------------------------------------------------------------------------------
+def generation_parameters(fields: Mapping[str, Any], stop: Sequence[str] | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The core's text_generation keyword arguments from an adapter's fields and call options;
+    stop sequences from the call are added to the configured ones."""
+    names = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample", "return_full_text", "seed")
+    params = {name: fields.get(name) for name in names}
+    unknown = set(overrides) - set(names) - {"stop"}
+    if unknown:
+        raise InvalidInputError(sorted(unknown)[0], f"unknown generation option; known: {', '.join(names)}, stop")
+    params.update({k: v for k, v in overrides.items() if k != "stop"})
+    stops = list(fields.get("stop") or []) + list(stop or []) + list(overrides.get("stop") or [])
+    params["stop"] = list(dict.fromkeys(stops)) or None
+    params["details"] = True
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def generation_info(details: Any) -> dict[str, Any] | None:
+    if details is None:
+        return None
+    info = {
+        "finish_reason": details.finish_reason,
+        "generated_tokens": details.generated_tokens,
+        "prompt_tokens": details.prompt_tokens,
+    }
+    return {k: v for k, v in info.items() if v is not None} or None
+
+
+# --------------------------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------------------------
+def _jsonable(result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(exclude_none=True)
+    if isinstance(result, list):
+        return [_jsonable(item) for item in result]
+    return result
+
+
+def format_tool_result(spec: TaskSpec, result: Any, output_dir: Path | None) -> tuple[str, Any]:
+    """(content for the model, artifact for the program) of one task result.
+
+    Content is compact: JSON for structured answers, a file path for generated media (written
+    to ``output_dir``), a short summary for embeddings; the full typed result is the artifact."""
+    if spec.output is not OutputKind.JSON:
+        assert isinstance(result, BinaryOutput)
+        folder = Path(output_dir or Path(tempfile.gettempdir()) / "hfbridge")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{spec.tool_name}-{uuid.uuid4().hex[:12]}.{result.extension}"
+        result.save(path)
+        kind = "image" if spec.output is OutputKind.IMAGE else "audio"
+        return f"Wrote the {kind} ({result.content_type}, {len(result)} bytes) to {path}", result
+    if spec.task is Task.FEATURE_EXTRACTION:
+        head = ", ".join(f"{x:.4f}" for x in result[:6])
+        return f"A {len(result)}-dimensional embedding: [{head}, ...]", result
+    if spec.task is Task.IMAGE_SEGMENTATION:
+        summary = [{"label": r.label, "score": r.score} for r in result]
+        return json.dumps(summary, ensure_ascii=False), result
+    if spec.task is Task.CONVERSATIONAL:
+        return result.choices[0].message.content or "", result
+    data = _jsonable(result)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")), result
+
+
+class ToolRunner:
+    """Runs one task's tool call through the shared clients (sync or async)."""
+
+    def __init__(self, clients: ClientPair, spec: TaskSpec, model: str | None, output_dir: str | os.PathLike[str] | None = None) -> None:
+        self.clients = clients
+        self.spec = spec
+        self.model = model
+        self.output_dir = Path(output_dir) if output_dir else None
+        if model is None and clients.layout is not Layout.SPEC:
+            raise InvalidInputError(
+                "models", f"task '{spec.task.value}' has no model configured, and the "
+                f"{clients.layout.value} layout has no default model per task; pass models={{'{spec.task.value}': 'org/name'}}"
+            )
+
+    def _kwargs(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        checked = self.spec.tool_args.model_validate(dict(args)).model_dump(exclude_none=True)
+        if self.spec.task is Task.CONVERSATIONAL:
+            checked = {"messages": checked.pop("message")}
+        return {**checked, "model": self.model}
+
+    def _method(self, client: Any) -> Callable[..., Any]:
+        return getattr(client, self.spec.method)
+
+    def run(self, args: Mapping[str, Any]) -> tuple[str, Any]:
+        result = self._method(self.clients.sync)(**self._kwargs(args))
+        return format_tool_result(self.spec, result, self.output_dir)
+
+    async def arun(self, args: Mapping[str, Any]) -> tuple[str, Any]:
+        result = await self._method(self.clients.async_)(**self._kwargs(args))
+        return format_tool_result(self.spec, result, self.output_dir)
+
+
+def tool_tasks(tasks: Iterable[Task | str] | None) -> list[Task]:
+    """The tasks tools are made for: all but ``conversational`` by default (20)."""
+    if tasks is None:
+        return [t for t in Task if t is not Task.CONVERSATIONAL]
+    out = []
+    for task in tasks:
+        try:
+            out.append(Task(task))
+        except ValueError:
+            raise InvalidInputError("tasks", f"unknown task {task!r}; known: {', '.join(t.value for t in Task)}") from None
+    return out
+
+
+def tool_description(spec: TaskSpec) -> str:
+    """What an agent reads to decide whether and how to call the tool."""
+    fields = spec.tool_args.model_fields
+    args = "; ".join(f"{name}: {info.description}" for name, info in fields.items())
+    return f"{spec.summary} Arguments - {args}"

@@ -1,0 +1,15 @@
+"""LlamaIndex components over the hfbridge core: an LLM, an embedding backend, a tool spec.
+
+Needs the ``llama-index`` extra (``pip install hfbridge[llama-index]``).
+"""
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("hfbridge.llama_index needs llama-index-core: pip install 'hfbridge[llama-index]'") from exc
+
+from .embedding import HFInferenceEmbedding
+from .llm import HFInferenceLLM
+from .tools import HFInferenceToolSpec, ToolText
+
+__all__ = ["HFInferenceLLM", "HFInferenceEmbedding", "HFInferenceToolSpec", "ToolText"]

@@ -1,0 +1,48 @@
+"""Connection settings shared by the LlamaIndex components."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+
+from ..adapters import ClientPair
+
+
+def token_from_env() -> SecretStr | None:
+    value = os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN")
+    return SecretStr(value) if value else None
+
+
+class ConnectionMixin:
+    """Fields and the shared client pair; mixed into pydantic models (LlamaIndex's own)."""
+
+    base_url: str | None = Field(default=None, description="Server URL; default: HF_INFERENCE_ENDPOINT, else the hosted API.")
+    token: SecretStr | None = Field(default_factory=token_from_env, description="Hugging Face token; default: HF_TOKEN.")
+    layout: str | None = Field(default=None, description="'spec', 'hosted' or 'endpoint'; default: from base_url.")
+    timeout: float | None = Field(default=None, description="Seconds per attempt.")
+    max_retries: int | None = Field(default=None, description="Retries after the first attempt.")
+
+    _clients: ClientPair | None = PrivateAttr(default=None)
+
+    def _connect(self, max_concurrency: int | None = None) -> None:
+        self._clients = ClientPair(
+            base_url=self.base_url,
+            token=self.token.get_secret_value() if self.token else False,
+            layout=self.layout,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            max_concurrency=max_concurrency,
+        )
+
+    @property
+    def clients(self) -> ClientPair:
+        if self._clients is None:
+            self._connect()
+        assert self._clients is not None
+        return self._clients
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)  # type: ignore[misc]
+        self._connect(getattr(self, "num_workers", None))
