@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -12,5 +10,3 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The suite must not pick up a developer's real token or endpoint.
 for name in ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HF_INFERENCE_ENDPOINT"):
     os.environ.pop(name, None)
-
-sys.path.insert(0, str(Path(__file__).parent))  # tests/scripted_server.py and friends

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import pytest
 
 from hfbridge import AsyncInferenceClient, InferenceClient
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 
 class Runner:

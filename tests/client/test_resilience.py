@@ -21,7 +21,7 @@ from hfbridge import (
     RateLimitError,
     ServerError,
 )
-from scripted_server import Recorded, Reply, ScriptedServer, sse
+from tests.scripted_server import Recorded, Reply, ScriptedServer, sse
 
 M = "org/model"
 ROUTE = f"/models/{M}/text-classification"

@@ -11,7 +11,7 @@ import pytest
 from hfbridge import BinaryOutput, InvalidInputError, Task
 from hfbridge import schemas as s
 from hfbridge.tasks import TASKS
-from scripted_server import Reply, ScriptedServer, sse
+from tests.scripted_server import Reply, ScriptedServer, sse
 
 M = "org/model"
 PNG = (__import__("pathlib").Path(__file__).parents[1] / "assets" / "image.png").read_bytes()
