@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from . import schemas as s
 from .errors import ResponseFormatError
 from .tasks import Task
+from .validation import field_path
 
 __all__ = ["normalize", "pool_tokens", "l2_normalize", "normalize_embeddings", "NormalizeContext"]
 
@@ -49,7 +50,7 @@ def _validate(ctx: NormalizeContext, tp: Any, data: Any) -> Any:
         return _adapter(tp).validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = field_path(first["loc"])
         raise ctx.fail(f"unexpected response body: {first['msg']} at {where or 'top level'}: {_preview(data)}") from None
 
 

@@ -14,7 +14,16 @@ from pydantic import BaseModel, ValidationError
 from .errors import InvalidInputError
 from .schemas import ChatMessage
 
-__all__ = ["require_text", "require_texts", "require_labels", "require_model_id", "parameters", "chat_messages", "require_table"]
+__all__ = ["field_path", "require_text", "require_texts", "require_labels", "require_model_id", "parameters", "chat_messages", "require_table"]
+
+_UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|list|dict|tuple|set|none|literal|function-\w+)(\[.*\])?$")
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """A pydantic error location as the caller's dotted path, without union-member tags
+    (``("inputs", "str")`` is just ``inputs``)."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
+
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
 
@@ -81,7 +90,7 @@ def parameters(model: type[BaseModel] | None, field: str = "parameters", **value
         validated = model.model_validate(given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "?"
+        where = field_path(first["loc"]) or "?"
         raise InvalidInputError(f"{field}.{where}" if field else where, first["msg"]) from None
     return validated.model_dump(exclude_none=True)
 
@@ -102,8 +111,7 @@ def chat_messages(value: Any, field: str = "messages") -> list[dict[str, str]]:
             checked = ChatMessage.model_validate(message)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidInputError(f"{field}[{i}].{where}".rstrip("."), first["msg"]) from None
+            raise InvalidInputError(f"{field}[{i}].{field_path(first['loc'])}".rstrip("."), first["msg"]) from None
         out.append(checked.model_dump())
     if not any(m["role"] == "user" and m["content"].strip() for m in out):
         raise InvalidInputError(field, "must contain a non-empty user message")

@@ -29,3 +29,15 @@ def sample_image() -> bytes:
 def sample_speech() -> bytes:
     """Real speech (FLAC, 16 kHz mono): "a man said to the universe sir i exist"."""
     return (ASSETS / "sample1.flac").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def live_server(model_cache: Path):
+    """``hfbridge serve`` with the built-in registry on a free port, every model loaded."""
+    from hfbridge.server.app import ServerSettings
+    from hfbridge.server.runner import EmbeddedServer
+
+    server = EmbeddedServer(ServerSettings(cache_dir=model_cache)).start()
+    server.wait_until_loaded([entry.model_id for entry in server.settings.registry])
+    yield server
+    server.stop()

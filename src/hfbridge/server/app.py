@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from ..tasks import TASKS, Task, TaskSpec
+from ..validation import field_path
 from .backends import BackendInputError, BinaryResult
 from .cache import AnswerCache, cache_key, is_deterministic
 from .guards import RateLimiter, TokenGuard
@@ -100,7 +101,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": ["?"], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"])
+        where = field_path(first["loc"])
         return _json({"error": f"Error in `{where}`: {first['msg']}"}, 400)
 
     @app.exception_handler(StarletteHTTPException)
@@ -135,7 +136,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             entry = server.registry.default_for(spec.task)
             if entry is None:
                 raise HTTPProblem(400, f"No default model is configured for task '{spec.task.value}'")
-        return await _serve_task(server, request, entry, spec, body)
+        return await _serve_task(server, request, entry, spec, body, generic=True)
 
     @app.post("/v1/chat/completions")
     async def chat_root(request: Request) -> Response:
@@ -166,7 +167,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             spec = TASKS[entry.task]
             if spec.task is Task.TEXT_GENERATION and Task.CONVERSATIONAL in entry.tasks and _has_messages(body):
                 spec = TASKS[Task.CONVERSATIONAL]
-            return await _serve_task(server, request, entry, spec, body)
+            return await _serve_task(server, request, entry, spec, body, generic=True)
         head, _, last = rest.rpartition("/")
         if head and last in _TASK_NAMES:
             return await _serve_task(server, request, _entry_or_404(server, head), TASKS[Task(last)], body)
@@ -235,12 +236,20 @@ def _has_messages(body: bytes) -> bool:
     return isinstance(data, dict) and "messages" in data
 
 
-async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes) -> Response:
+async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes, *, generic: bool = False) -> Response:
     _check_serves(entry, spec)
     job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
     if job.url is not None:
         job.inputs = await _fetch(server, job.url)
-    return await _run(server, request, entry, job)
+    return await _run(server, request, entry, job, generic=generic)
+
+
+def _route_shape(task: Task, result: Any, generic: bool) -> Any:
+    """The generic routes' schema (``InferenceResponse``) has no list of lists: there
+    text-classification answers its other known shape, the flat ``[{label, score}]``."""
+    if generic and task is Task.TEXT_CLASSIFICATION and isinstance(result, list) and len(result) == 1 and isinstance(result[0], list):
+        return result[0]
+    return result
 
 
 async def _fetch(server: _Server, url: str) -> bytes:
@@ -283,7 +292,7 @@ def _with_timing(response: Response, started: float, kind: str) -> Response:
     return response
 
 
-async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job) -> Response:
+async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, generic: bool = False) -> Response:
     backend = await _ready_backend(server, entry, job)
     started = time.perf_counter()
     if job.stream:
@@ -294,7 +303,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job) -
                                               headers={"Cache-Control": "no-cache"}), started, "cpu")
     key = None
     if job.use_cache and is_deterministic(job.task, job.parameters):
-        key = cache_key(entry.model_id, job.task, job.inputs, job.parameters)
+        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_generic_route": generic})
         cached = server.cache.get(key)
         if cached is not None:
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
@@ -302,7 +311,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job) -
 
     def predict() -> Any:
         with lock:
-            return backend.predict(job.task, job.inputs, job.parameters)
+            return _route_shape(job.task, backend.predict(job.task, job.inputs, job.parameters), generic)
 
     try:
         result = await asyncio.get_running_loop().run_in_executor(server.models.inference, predict)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import schemas as s
 from ..tasks import InputKind, Task, TaskSpec, get_task
+from ..validation import field_path
 
 __all__ = ["HTTPProblem", "Job", "parse_job", "parse_chat", "options_from"]
 
@@ -70,7 +71,7 @@ def options_from(body_options: Mapping[str, Any] | None, headers: Mapping[str, s
 
 def _field_error(exc: ValidationError, prefix: str = "") -> HTTPProblem:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
+    where = field_path(first["loc"]) or "body"
     return HTTPProblem(400, f"Error in `{prefix}{where}`: {first['msg']}")
 
 

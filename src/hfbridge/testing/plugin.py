@@ -24,6 +24,7 @@ never slows down or breaks an unrelated test suite.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,13 +92,17 @@ def hf_base_url() -> str:
 @pytest.fixture
 def hf_cassette_path(request: pytest.FixtureRequest) -> Path:
     marker = request.node.get_closest_marker("hf_cassette")
-    name = (marker.args[0] if marker and marker.args else None) or request.node.name
+    name = marker.args[0] if marker and marker.args else None
+    if name is None:
+        name = request.node.name if request.cls is None else f"{request.cls.__name__}.{request.node.name}"
+    safe = re.sub(r"[^A-Za-z0-9_.\-]+", "-", name).strip("-")
     module = Path(str(request.node.fspath)).stem
-    return _cassette_root(request.config) / module / f"{name}.yaml"
+    return _cassette_root(request.config) / module / f"{safe}.yaml"
 
 
 @pytest.fixture(autouse=True)
-def _hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
+def hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The active vcrpy cassette of an ``hf_cassette``-marked test (None for other tests)."""
     marker = request.node.get_closest_marker("hf_cassette")
     if marker is None:
         yield None
