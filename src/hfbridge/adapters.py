@@ -7,6 +7,7 @@ and call the functions here, which call the core clients. Nothing here does HTTP
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import tempfile
@@ -91,6 +92,23 @@ def _batches(texts: list[str], size: int) -> list[list[str]]:
     return [texts[i : i + size] for i in range(0, len(texts), size)]
 
 
+#: set while vcrpy records: it cannot record requests made from several threads at once
+#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile
+RECORDING_SERIALLY = threading.Event()
+
+
+def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], max_workers: int) -> list[Any]:
+    """``[fn(x) for x in items]`` on at most ``max_workers`` threads, results in input order.
+
+    Each call runs in a copy of the caller's context, so context variables (LangChain's
+    callbacks and tracing) reach the worker threads."""
+    if len(items) <= 1 or max_workers <= 1 or RECORDING_SERIALLY.is_set():
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        return [future.result() for future in futures]
+
+
 def _progress(total: int, enabled: bool, desc: str) -> Any:
     if not enabled:
         return None
@@ -125,11 +143,7 @@ def embed_batches(
         return vectors
 
     try:
-        if len(batches) <= 1 or max_concurrency <= 1:
-            results = [one(batch) for batch in batches]
-        else:
-            with ThreadPoolExecutor(max_workers=min(max_concurrency, len(batches))) as pool:
-                results = list(pool.map(one, batches))
+        results = map_in_threads(one, batches, max_concurrency)
     finally:
         if bar is not None:
             bar.close()

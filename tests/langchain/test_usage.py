@@ -18,7 +18,7 @@ pytestmark = pytest.mark.hf_cassette
 
 def test_lcel_chain() -> None:
     llm = HFInferenceLLM(base_url=BASE_URL, model=LLM_MODEL, max_new_tokens=16, stop=["\n"])
-    chain = PromptTemplate.from_template("Question: {question}\nAnswer:") | llm | StrOutputParser()
+    chain = PromptTemplate.from_template("Q: {question}\nA:") | llm | StrOutputParser()
     answer = chain.invoke({"question": "What is the capital of France?"})
     assert isinstance(answer, str) and answer.strip() and "\n" not in answer
     assert "Paris" in answer  # real SmolLM2, greedy
@@ -26,7 +26,7 @@ def test_lcel_chain() -> None:
 
 async def test_lcel_chain_async_batch() -> None:
     llm = HFInferenceLLM(base_url=BASE_URL, model=LLM_MODEL, max_new_tokens=8, stop=["\n"])
-    chain = PromptTemplate.from_template("Question: {question}\nAnswer:") | llm | StrOutputParser()
+    chain = PromptTemplate.from_template("Q: {question}\nA:") | llm | StrOutputParser()
     answers = await chain.abatch([{"question": "What is 2 + 2?"}, {"question": "What colour is the sky?"}])
     assert len(answers) == 2 and all(a.strip() for a in answers)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Iterator
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -11,7 +10,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
-from ..adapters import generation_info, generation_parameters
+from ..adapters import generation_info, generation_parameters, map_in_threads
 from ._fields import ConnectionFields
 
 __all__ = ["HFInferenceLLM"]
@@ -99,12 +98,8 @@ class HFInferenceLLM(ConnectionFields, BaseLLM):
 
     # ---- LangChain's hooks --------------------------------------------------------------------
     def _generate(self, prompts: list[str], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> LLMResult:
-        if len(prompts) <= 1 or self.max_concurrency == 1:
-            generations = [[self._one(p, stop, run_manager, kwargs)] for p in prompts]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts))) as pool:
-                generations = [[g] for g in pool.map(lambda p: self._one(p, stop, run_manager, kwargs), prompts)]
-        return LLMResult(generations=generations, llm_output={"model": self.model})
+        outputs = map_in_threads(lambda p: self._one(p, stop, run_manager, kwargs), prompts, self.max_concurrency)
+        return LLMResult(generations=[[g] for g in outputs], llm_output={"model": self.model})
 
     async def _agenerate(self, prompts: list[str], stop: list[str] | None = None, run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> LLMResult:
         semaphore = asyncio.Semaphore(self.max_concurrency)

@@ -8,7 +8,7 @@ def test_my_chain(hf_base_url):
 ```
 
 * ``@pytest.mark.hf_cassette`` (optionally ``hf_cassette("name")``) wraps the test in a vcrpy
-  cassette at ``<rootdir>/cassettes/<test module>/<test name>.yaml`` (ini option
+  cassette at ``<rootdir>/cassettes/<test module path, without tests/>/<test name>.yaml`` (ini option
   ``hf_cassette_dir`` moves the root), with :func:`hfbridge.testing.vcr_config`.
 * ``--hf-record-mode`` (or ``HFBRIDGE_RECORD_MODE``): ``none`` replays only (the default under
   CI: a missing cassette fails), ``once`` records what is missing (the default elsewhere),
@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from ..adapters import RECORDING_SERIALLY
 from . import DEFAULT_REPLAY_BASE_URL, make_vcr, record_mode
 
 
@@ -96,8 +97,14 @@ def hf_cassette_path(request: pytest.FixtureRequest) -> Path:
     if name is None:
         name = request.node.name if request.cls is None else f"{request.cls.__name__}.{request.node.name}"
     safe = re.sub(r"[^A-Za-z0-9_.\-]+", "-", name).strip("-")
-    module = Path(str(request.node.fspath)).stem
-    return _cassette_root(request.config) / module / f"{safe}.yaml"
+    module = Path(str(request.node.fspath)).with_suffix("")
+    try:
+        parts = list(module.relative_to(request.config.rootpath).parts)
+    except ValueError:  # a test file outside the rootdir
+        parts = [module.name]
+    if len(parts) > 1 and parts[0] in ("tests", "test"):
+        parts = parts[1:]
+    return _cassette_root(request.config).joinpath(*parts) / f"{safe}.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -113,5 +120,10 @@ def hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
     if records:
         request.getfixturevalue("_hf_recording_server").ensure(request.getfixturevalue("hf_base_url"))
     recorder = make_vcr(path.parent, mode)
-    with recorder.use_cassette(path.name) as cassette:
-        yield cassette
+    if records:
+        RECORDING_SERIALLY.set()
+    try:
+        with recorder.use_cassette(path.name) as cassette:
+            yield cassette
+    finally:
+        RECORDING_SERIALLY.clear()

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from hfbridge.schemas import ClassificationResult, SpeechRecognitionResult
 from hfbridge.server.backends import BackendInputError, BinaryResult, LoadContext
+from hfbridge.server.backends._common import TINY_MARKER
 from hfbridge.server.backends.audio import (
     LOADERS,
     TINY_BUILDERS,
@@ -28,7 +29,7 @@ NOT_AUDIO = b"this is not audio at all, just some text bytes"
 
 def _load(model_cache: Path, task: Task):
     target = model_cache / "tiny" / task.value
-    if not (target / "HFBRIDGE_TINY").is_file():
+    if not (target / TINY_MARKER).is_file():
         target.mkdir(parents=True, exist_ok=True)
         TINY_BUILDERS[task](target)
     return LOADERS[task](target, LoadContext(model_id=f"tiny/{task.value}", cache_dir=model_cache))

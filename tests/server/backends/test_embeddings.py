@@ -13,6 +13,7 @@ import torch
 from pydantic import TypeAdapter
 
 from hfbridge.server.backends import BackendInputError, LoadContext
+from hfbridge.server.backends._common import TINY_MARKER
 from hfbridge.server.backends.embeddings import EmbeddingBackend, Recipe, build_tiny, bundled_minilm, load
 from hfbridge.tasks import Task
 
@@ -27,7 +28,7 @@ Scores = TypeAdapter(list[float])
 
 def _tiny_folder(model_cache: Path) -> Path:
     folder = model_cache / "tiny" / FE.value
-    if not (folder / "HFBRIDGE_TINY").is_file():
+    if not (folder / TINY_MARKER).is_file():
         build_tiny(folder)
     return folder
 

@@ -18,6 +18,7 @@ from hfbridge.schemas import (
     TextGenerationStreamOutput,
 )
 from hfbridge.server.backends import BackendInputError, LoadContext
+from hfbridge.server.backends._common import TINY_MARKER
 from hfbridge.server.backends.generation import (
     SIMPLE_CHAT_TEMPLATE,
     GenerationBackend,
@@ -34,7 +35,7 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 def _tiny_folder(model_cache: Path) -> Path:
     folder = model_cache / "tiny" / TG.value
-    if not (folder / "HFBRIDGE_TINY").is_file():
+    if not (folder / TINY_MARKER).is_file():
         build_tiny(folder)
     return folder
 
@@ -68,7 +69,7 @@ class TestTinyModel:
         build_tiny(tmp_path / "a")
         build_tiny(tmp_path / "b")
         assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
-        assert "meaningless" in (tmp_path / "a" / "HFBRIDGE_TINY").read_text()
+        assert "meaningless" in (tmp_path / "a" / TINY_MARKER).read_text()
         backend = load(tmp_path / "a", LoadContext("t", model_cache))
         assert backend.meaningless and backend.tasks == {TG, CHAT}
 

@@ -12,8 +12,8 @@ from pydantic import TypeAdapter
 
 from hfbridge.schemas import GeneratedText, SummarizationResult, TranslationResult
 from hfbridge.server.backends import BackendInputError, LoadContext
+from hfbridge.server.backends._common import TINY_MARKER
 from hfbridge.server.backends.seq2seq import LOADERS, TINY_BUILDERS, Seq2SeqBackend
-from hfbridge.server.backends.text import TINY_MARKER
 from hfbridge.tasks import Task
 
 SUM, TR, T2T = Task.SUMMARIZATION, Task.TRANSLATION, Task.TEXT2TEXT_GENERATION

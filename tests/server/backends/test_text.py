@@ -19,7 +19,8 @@ from hfbridge.schemas import (
     ZeroShotClassificationResult,
 )
 from hfbridge.server.backends import Backend, BackendInputError, LoadContext
-from hfbridge.server.backends.text import LOADERS, TINY_BUILDERS, TINY_MARKER, _linearise
+from hfbridge.server.backends._common import TINY_MARKER
+from hfbridge.server.backends.text import LOADERS, TINY_BUILDERS, _linearise
 from hfbridge.tasks import Task
 
 TEXT = "My name is Sarah Jessica Parker but you can call me Jessica. I live in Paris."

@@ -2,7 +2,8 @@
 
 Nothing is downloaded: a small built-in English corpus is enough to give a WordPiece (BERT-style)
 or byte-level BPE (GPT-2/BART-style) vocabulary that covers any input text, so tiny models run
-the same tokenisation code paths as real ones.
+the same tokenisation code paths as real ones. Training is deterministic: the same vocabulary on
+every run, so a tiny model's weights (whose embedding table is sized by it) are too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CORPUS", "train_wordpiece", "train_bpe"]
+__all__ = ["CORPUS", "training_corpus", "train_wordpiece", "train_bpe"]
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -43,36 +44,47 @@ CORPUS = [
 ]
 
 
-def _corpus(extra: list[str] | None = None) -> list[str]:
+def training_corpus(extra: list[str] | None = None) -> list[str]:
+    """:data:`CORPUS` (plus ``extra``) as written, lowercased and uppercased."""
     # Repeat with case variants so frequent words become whole tokens.
     base = CORPUS + (extra or [])
     return base + [line.lower() for line in base] + [line.upper() for line in base]
 
 
-def train_wordpiece(target: Path | None = None, *, vocab_size: int = 1200, lowercase: bool = True, extra_corpus: list[str] | None = None) -> Any:
-    """A BERT-style fast tokenizer ([CLS] a [SEP] b [SEP], [MASK]); saved to ``target`` if given."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+_BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(target: Path, vocab_size: int = 600) -> Any:
+    """A BERT-style fast tokenizer (WordPiece, uncased; [CLS] a [SEP] b [SEP], [MASK]); its
+    ``vocab.txt`` is written into ``target``, the folder the tokenizer is then saved in.
+
+    tokenizers' own WordPiece trainer cannot be used: it breaks ties in hash order, so each run
+    gives another vocabulary (even another size). The BPE trainer is deterministic, so the
+    sub-words are learnt by BPE over BERT's own normalisation and word splitting, marking word
+    starts with "▁", then spelt the WordPiece way (a piece inside a word gets "##"). Every
+    character is kept both ways, so any word can be spelt. The small vocabulary splits the rarer
+    words into pieces, as real vocabularies do with rare words.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(_corpus(extra_corpus), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.BertNormalizer(lowercase=True)
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
     )
-    tok.decoder = decoders.WordPiece()
-    fast = BertTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", do_lower_case=lowercase,
-    )
-    if target is not None:
-        fast.save_pretrained(str(target))
-    return fast
+    bpe.train_from_iterator(training_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_BERT_SPECIALS))
+    learnt = [token for token, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])]
+    characters = sorted({char for token in learnt if token not in _BERT_SPECIALS for char in token.lstrip("▁")})
+    vocab = dict.fromkeys(_BERT_SPECIALS + characters + [f"##{char}" for char in characters])
+    for token in learnt:
+        if token not in _BERT_SPECIALS and token != "▁":
+            vocab.setdefault(token[1:] if token.startswith("▁") else f"##{token}")
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
+    # The vocabulary file goes positionally: transformers 4 calls it vocab_file, 5 vocab.
+    return BertTokenizerFast(str(target / "vocab.txt"), do_lower_case=True)
 
 
 def train_bpe(target: Path | None = None, *, vocab_size: int = 1200, extra_corpus: list[str] | None = None, bos_eos: bool = True) -> Any:
@@ -85,7 +97,7 @@ def train_bpe(target: Path | None = None, *, vocab_size: int = 1200, extra_corpu
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
-        _corpus(extra_corpus),
+        training_corpus(extra_corpus),
         trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
     )
     if bos_eos:

@@ -24,7 +24,7 @@ import torch
 
 from ...tasks import Task
 from . import Backend, BackendInputError, BinaryResult, LoadContext
-from .vision import is_tiny, mark_tiny, parse_parameters, rank_labels
+from ._common import is_tiny, label_config, parse_parameters, rank_labels, write_tiny_marker
 
 __all__ = ["LOADERS", "TINY_BUILDERS", "decode_audio", "resample"]
 
@@ -232,7 +232,7 @@ def build_tiny_speech_recognizer(target_dir: Path) -> None:
     model.save_pretrained(str(target_dir))
     tokenizer.save_pretrained(str(target_dir))
     WhisperFeatureExtractor(feature_size=80).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random Whisper (transformers) for automatic-speech-recognition; transcripts are meaningless")
+    write_tiny_marker(target_dir, "tiny random Whisper (transformers) for automatic-speech-recognition; transcripts are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,12 +271,11 @@ def build_tiny_audio_classifier(target_dir: Path) -> None:
     config = Wav2Vec2Config(
         vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, classifier_proj_size=16, num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+        num_conv_pos_embedding_groups=2, classifier_proj_size=16, **label_config(labels),
     )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(str(target_dir))
     Wav2Vec2FeatureExtractor(sampling_rate=16_000, do_normalize=True, return_attention_mask=True).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random wav2vec2 for audio-classification; outputs are meaningless")
+    write_tiny_marker(target_dir, "tiny random wav2vec2 for audio-classification; outputs are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +330,7 @@ def build_tiny_speech_synthesizer(target_dir: Path) -> None:
     )
     VitsModel(config).save_pretrained(str(target_dir))
     tokenizer.save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random VITS for text-to-speech; the audio is noise")
+    write_tiny_marker(target_dir, "tiny random VITS for text-to-speech; the audio is noise")
 
 
 LOADERS = {

@@ -19,13 +19,13 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 from ...tasks import Task
 from . import Backend, BackendInputError, LoadContext
+from ._common import input_limit, is_tiny, write_tiny_marker
 from ._tokenizers import train_wordpiece
 
 __all__ = ["EmbeddingBackend", "Recipe", "load", "build_tiny", "bundled_minilm", "LOADERS", "TINY_BUILDERS"]
 
 #: texts per forward pass: bounds memory for long input lists
 BATCH_SIZE = 32
-_TINY_MARKER = "HFBRIDGE_TINY"
 _TINY_SEED = 1234
 
 #: sentence-transformers' legacy pooling flags, in the order it concatenates the modes
@@ -128,11 +128,8 @@ class EmbeddingBackend(Backend):
         self.recipe = recipe
         self.meaningless = meaningless
         #: tokens per text, as sentence-transformers decides it: the folder's max_seq_length,
-        #: else the smaller of the position limit and the tokenizer's (unset reads as ~1e30)
-        self.max_length: int | None = recipe.max_seq_length or min(
-            (n for n in (getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length) if n and n < 1_000_000),
-            default=None,
-        )
+        #: else the smaller of the position limit and the tokenizer's; None: no limit to cut at
+        self.max_length: int | None = recipe.max_seq_length or input_limit(tokenizer, model.config, default=None)
 
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
         if task is Task.FEATURE_EXTRACTION:
@@ -215,7 +212,7 @@ def load(location: Any, ctx: LoadContext) -> EmbeddingBackend:
     model = AutoModel.from_pretrained(source)
     if model.dtype != torch.float32:
         model = model.float()  # half precision is slow or unsupported on CPU
-    return EmbeddingBackend(model, tokenizer, recipe, meaningless=(path / _TINY_MARKER).is_file())
+    return EmbeddingBackend(model, tokenizer, recipe, meaningless=is_tiny(path))
 
 
 def _hub_snapshot(repo_id: str) -> Path:
@@ -229,8 +226,7 @@ def build_tiny(target_dir: Path) -> None:
     """A 2-layer random BERT encoder with a locally trained WordPiece tokenizer (no
     sentence-transformers files, so it takes the plain mean-pooling path)."""
     target_dir = Path(target_dir)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_wordpiece()
+    tokenizer = train_wordpiece(target_dir)
     torch.manual_seed(_TINY_SEED)
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -238,7 +234,7 @@ def build_tiny(target_dir: Path) -> None:
     )
     BertModel(config).save_pretrained(target_dir)
     tokenizer.save_pretrained(target_dir)
-    (target_dir / _TINY_MARKER).write_text("tiny random BERT for feature-extraction and sentence-similarity; outputs are meaningless\n")
+    write_tiny_marker(target_dir, "tiny random BERT for feature-extraction and sentence-similarity; outputs are meaningless")
 
 
 LOADERS = {Task.FEATURE_EXTRACTION: load, Task.SENTENCE_SIMILARITY: load}

@@ -48,6 +48,7 @@ from transformers import (
 
 from ...tasks import Task
 from . import Backend, BackendInputError, LoadContext
+from ._common import is_tiny, write_tiny_marker
 from ._tokenizers import train_bpe
 
 __all__ = ["GenerationBackend", "load", "build_tiny", "bundled_smollm2_gguf", "SIMPLE_CHAT_TEMPLATE", "LOADERS", "TINY_BUILDERS"]
@@ -67,7 +68,6 @@ SIMPLE_CHAT_TEMPLATE = (
 )
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_TINY_MARKER = "HFBRIDGE_TINY"
 #: prompt tokens kept as decoding context, so the first generated token decodes with the right
 #: leading space (SentencePiece drops it at the start of a text)
 _DECODE_CONTEXT = 5
@@ -518,8 +518,7 @@ def load(location: Any, ctx: LoadContext) -> GenerationBackend:
     model = AutoModelForCausalLM.from_pretrained(source)
     if model.dtype != torch.float32:
         model = model.float()  # half precision is slow or unsupported on CPU
-    meaningless = path.is_dir() and (path / _TINY_MARKER).is_file()
-    return GenerationBackend(model, tokenizer, ctx.model_id, meaningless=meaningless)
+    return GenerationBackend(model, tokenizer, ctx.model_id, meaningless=is_tiny(path))
 
 
 def build_tiny(target_dir: Path) -> None:
@@ -539,9 +538,7 @@ def build_tiny(target_dir: Path) -> None:
     )
     GPT2LMHeadModel(config).save_pretrained(target_dir)
     tokenizer.save_pretrained(target_dir)
-    (target_dir / _TINY_MARKER).write_text(
-        "tiny random GPT-2 for text-generation and conversational; outputs are meaningless\n"
-    )
+    write_tiny_marker(target_dir, "tiny random GPT-2 for text-generation and conversational; outputs are meaningless")
 
 
 LOADERS = {Task.TEXT_GENERATION: load, Task.CONVERSATIONAL: load}

@@ -32,8 +32,8 @@ from transformers import (
 
 from ...tasks import Task
 from . import Backend, BackendInputError, LoadContext
-from ._tokenizers import _corpus, train_bpe
-from .text import TINY_MAX_POSITIONS, input_limit, is_tiny, write_tiny_marker
+from ._common import MEANINGLESS, TINY_MAX_POSITIONS, input_limit, is_tiny, location_loader, write_tiny_marker
+from ._tokenizers import train_bpe, training_corpus
 
 __all__ = ["LOADERS", "TINY_BUILDERS", "Seq2SeqBackend"]
 
@@ -162,7 +162,6 @@ class Seq2SeqBackend(Backend):
 # --------------------------------------------------------------------------------------------
 # Tiny random-weight models
 # --------------------------------------------------------------------------------------------
-_MEANINGLESS = "random weights, outputs are meaningless"
 #: the language codes of the tiny multilingual model
 TINY_LANGUAGES = ("eng_Latn", "fra_Latn", "deu_Latn")
 #: T5's own translation prefixes, so the tiny T5 exercises prefix selection
@@ -186,7 +185,7 @@ def train_nllb_tokenizer(languages: tuple[str, ...] = TINY_LANGUAGES, vocab_size
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials))
+    bpe.train_from_iterator(training_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials))
     trained = json.loads(bpe.to_str())["model"]
     return NllbTokenizer(
         vocab=trained["vocab"], merges=[tuple(merge) for merge in trained["merges"]],
@@ -214,7 +213,7 @@ def _build_bart(target: Path) -> None:
         decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id, **_SMALL,
     )
     torch.manual_seed(_SEED)
-    _save(Path(target), BartForConditionalGeneration(config), tokenizer, f"tiny BART for summarization; {_MEANINGLESS}")
+    _save(Path(target), BartForConditionalGeneration(config), tokenizer, f"tiny BART for summarization; {MEANINGLESS}")
 
 
 def _build_t5(target: Path) -> None:
@@ -229,7 +228,7 @@ def _build_t5(target: Path) -> None:
     torch.manual_seed(_SEED)
     _save(
         Path(target), T5ForConditionalGeneration(config), tokenizer,
-        f"tiny T5 for text2text-generation (with T5's summarization and en->de/fr prefixes); {_MEANINGLESS}",
+        f"tiny T5 for text2text-generation (with T5's summarization and en->de/fr prefixes); {MEANINGLESS}",
     )
 
 
@@ -245,7 +244,7 @@ def _build_nllb(target: Path) -> None:
     languages = ", ".join(TINY_LANGUAGES)
     _save(
         Path(target), M2M100ForConditionalGeneration(config), tokenizer,
-        f"tiny NLLB-style (M2M100) model for translation with language codes {languages}; {_MEANINGLESS}",
+        f"tiny NLLB-style (M2M100) model for translation with language codes {languages}; {MEANINGLESS}",
     )
 
 
@@ -256,8 +255,4 @@ TINY_BUILDERS: dict[Task, Callable[[Path], None]] = {
 }
 
 
-def _load(location: Any, ctx: LoadContext) -> Backend:
-    return Seq2SeqBackend(location)
-
-
-LOADERS: dict[Task, Callable[[Any, LoadContext], Backend]] = {task: _load for task in TINY_BUILDERS}
+LOADERS: dict[Task, Callable[[Any, LoadContext], Backend]] = dict.fromkeys(TINY_BUILDERS, location_loader(Seq2SeqBackend))

@@ -28,22 +28,25 @@ from transformers import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
-    BertTokenizerFast,
 )
 
 from ...tasks import Task
 from . import Backend, BackendInputError, LoadContext
-from ._tokenizers import _corpus
+from ._common import (
+    MEANINGLESS,
+    TINY_MAX_POSITIONS,
+    default_function_to_apply,
+    input_limit,
+    is_tiny,
+    label_config,
+    location_loader,
+    write_tiny_marker,
+)
+from ._tokenizers import train_wordpiece
 
 __all__ = [
     "LOADERS",
     "TINY_BUILDERS",
-    "TINY_MARKER",
-    "TINY_MAX_POSITIONS",
-    "is_tiny",
-    "write_tiny_marker",
-    "input_limit",
-    "train_stable_wordpiece",
     "TextClassificationBackend",
     "TokenClassificationBackend",
     "ExtractiveQABackend",
@@ -51,39 +54,12 @@ __all__ = [
     "ZeroShotBackend",
 ]
 
-#: file a tiny builder writes into its folder; its presence marks the outputs as meaningless
-TINY_MARKER = "HFBRIDGE_TINY"
-#: tiny models get few positions so that tests reach the long-input paths (windows, truncation)
-TINY_MAX_POSITIONS = 64
 _SEED = 0
-#: tokenizers saved without ``model_max_length`` report a huge sentinel instead of a limit
-_NO_LIMIT = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers shared by the text families (seq2seq imports them too)
+# Score functions over numpy logits
 # --------------------------------------------------------------------------------------------
-def is_tiny(location: Any) -> bool:
-    """Whether ``location`` is a folder written by a tiny builder (random weights)."""
-    return (Path(location) / TINY_MARKER).is_file()
-
-
-def write_tiny_marker(target: Path, description: str) -> None:
-    (Path(target) / TINY_MARKER).write_text(description + "\n", encoding="utf-8")
-
-
-def input_limit(tokenizer: Any, config: Any) -> int:
-    """The most tokens the model takes in one input.
-
-    The tokenizer's ``model_max_length`` is authoritative when saved, but many checkpoints leave
-    it unset (a huge sentinel), and then the position table of the config is the real limit;
-    models with relative positions and no saved limit (T5) get BERT's customary 512.
-    """
-    candidates = (tokenizer.model_max_length, getattr(config, "max_position_embeddings", None))
-    limits = [int(n) for n in candidates if n and n < _NO_LIMIT]
-    return min(limits) if limits else 512
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     shifted = np.exp(x - x.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
@@ -126,10 +102,7 @@ class TextClassificationBackend(_EncoderBackend):
 
     def __init__(self, location: Any) -> None:
         super().__init__(location, AutoModelForSequenceClassification)
-        config = self.model.config
-        # As transformers decides: independent labels (or a single score) are sigmoids.
-        multi = config.problem_type == "multi_label_classification" or config.num_labels == 1
-        self.default_function = "sigmoid" if multi else "softmax"
+        self.default_function = default_function_to_apply(self.model.config)
 
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
         function = parameters.get("function_to_apply") or self.default_function
@@ -571,51 +544,14 @@ class ZeroShotBackend(_EncoderBackend):
 # --------------------------------------------------------------------------------------------
 # Tiny random-weight models
 # --------------------------------------------------------------------------------------------
-_BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def train_stable_wordpiece(target: Path, vocab_size: int = 600) -> Any:
-    """A BERT (WordPiece, uncased) tokenizer trained locally, identical on every run; its
-    ``vocab.txt`` is written into ``target``.
-
-    ``_tokenizers.train_wordpiece`` cannot serve tiny builders: tokenizers' WordPiece trainer
-    breaks ties in hash order, so each run gives another vocabulary (even another size), and the
-    tiny model's weights change with it. The BPE trainer is deterministic, so the sub-words are
-    learnt by BPE over BERT's own normalisation and word splitting, marking word starts with
-    "▁", then spelt the WordPiece way (a piece inside a word gets "##"). Every character is kept
-    both ways, so any word can be spelt. The small vocabulary splits the rarer words into
-    pieces, as real vocabularies do with rare words.
-    """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
-    bpe.normalizer = normalizers.BertNormalizer(lowercase=True)
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
-    )
-    bpe.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_BERT_SPECIALS))
-    learnt = [token for token, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])]
-    characters = sorted({char for token in learnt if token not in _BERT_SPECIALS for char in token.lstrip("▁")})
-    vocab = dict.fromkeys(_BERT_SPECIALS + characters + [f"##{char}" for char in characters])
-    for token in learnt:
-        if token not in _BERT_SPECIALS and token != "▁":
-            vocab.setdefault(token[1:] if token.startswith("▁") else f"##{token}")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
-    # The vocabulary file goes positionally: transformers 4 calls it vocab_file, 5 vocab.
-    return BertTokenizerFast(str(target / "vocab.txt"), do_lower_case=True)
-
-
 def _tiny_bert(model_class: Any, description: str, labels: list[str] | None = None) -> Callable[[Path], None]:
     """A builder for a 2-layer BERT with a task head and a locally trained WordPiece tokenizer."""
 
     def build(target: Path) -> None:
         target = Path(target)
-        tokenizer = train_stable_wordpiece(target)
+        tokenizer = train_wordpiece(target)
         tokenizer.model_max_length = TINY_MAX_POSITIONS
-        label_maps = {}
-        if labels:
-            label_maps = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+        label_maps = label_config(labels) if labels else {}
         config = BertConfig(
             vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, max_position_embeddings=TINY_MAX_POSITIONS, pad_token_id=tokenizer.pad_token_id,
@@ -630,43 +566,35 @@ def _tiny_bert(model_class: Any, description: str, labels: list[str] | None = No
 
 
 _NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-_MEANINGLESS = "random weights, outputs are meaningless"
 
 TINY_BUILDERS: dict[Task, Callable[[Path], None]] = {
     Task.TEXT_CLASSIFICATION: _tiny_bert(
-        BertForSequenceClassification, f"tiny BERT for text-classification (NEGATIVE/POSITIVE); {_MEANINGLESS}",
+        BertForSequenceClassification, f"tiny BERT for text-classification (NEGATIVE/POSITIVE); {MEANINGLESS}",
         ["NEGATIVE", "POSITIVE"],
     ),
     Task.TOKEN_CLASSIFICATION: _tiny_bert(
-        BertForTokenClassification, f"tiny BERT for token-classification (CoNLL labels); {_MEANINGLESS}", _NER_LABELS
+        BertForTokenClassification, f"tiny BERT for token-classification (CoNLL labels); {MEANINGLESS}", _NER_LABELS
     ),
     Task.QUESTION_ANSWERING: _tiny_bert(
-        BertForQuestionAnswering, f"tiny BERT for extractive question-answering; {_MEANINGLESS}"
+        BertForQuestionAnswering, f"tiny BERT for extractive question-answering; {MEANINGLESS}"
     ),
-    Task.FILL_MASK: _tiny_bert(BertForMaskedLM, f"tiny BERT for fill-mask; {_MEANINGLESS}"),
+    Task.FILL_MASK: _tiny_bert(BertForMaskedLM, f"tiny BERT for fill-mask; {MEANINGLESS}"),
     Task.ZERO_SHOT_CLASSIFICATION: _tiny_bert(
-        BertForSequenceClassification, f"tiny BERT NLI model for zero-shot-classification; {_MEANINGLESS}",
+        BertForSequenceClassification, f"tiny BERT NLI model for zero-shot-classification; {MEANINGLESS}",
         ["contradiction", "neutral", "entailment"],
     ),
     Task.TABLE_QUESTION_ANSWERING: _tiny_bert(
         BertForQuestionAnswering,
-        f"tiny BERT extractive QA model answering table-question-answering over the table's text; {_MEANINGLESS}",
+        f"tiny BERT extractive QA model answering table-question-answering over the table's text; {MEANINGLESS}",
     ),
 }
 
 
-def _loader(backend_class: Callable[[Any], Backend]) -> Callable[[Any, LoadContext], Backend]:
-    def load(location: Any, ctx: LoadContext) -> Backend:
-        return backend_class(location)
-
-    return load
-
-
 LOADERS: dict[Task, Callable[[Any, LoadContext], Backend]] = {
-    Task.TEXT_CLASSIFICATION: _loader(TextClassificationBackend),
-    Task.TOKEN_CLASSIFICATION: _loader(TokenClassificationBackend),
-    Task.QUESTION_ANSWERING: _loader(ExtractiveQABackend),
-    Task.FILL_MASK: _loader(FillMaskBackend),
-    Task.ZERO_SHOT_CLASSIFICATION: _loader(ZeroShotBackend),
-    Task.TABLE_QUESTION_ANSWERING: _loader(ExtractiveQABackend),
+    Task.TEXT_CLASSIFICATION: location_loader(TextClassificationBackend),
+    Task.TOKEN_CLASSIFICATION: location_loader(TokenClassificationBackend),
+    Task.QUESTION_ANSWERING: location_loader(ExtractiveQABackend),
+    Task.FILL_MASK: location_loader(FillMaskBackend),
+    Task.ZERO_SHOT_CLASSIFICATION: location_loader(ZeroShotBackend),
+    Task.TABLE_QUESTION_ANSWERING: location_loader(ExtractiveQABackend),
 }

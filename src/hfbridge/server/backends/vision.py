@@ -5,10 +5,6 @@ Every image arrives as raw bytes (PNG, JPEG, GIF, WebP...) and is decoded once w
 RGB, which is what every image processor expects (a grey-alpha PNG would otherwise reach a
 3-channel model with 2 channels). Models are called directly rather than through transformers'
 ``pipeline`` so the code runs unchanged on transformers 4.44+ and 5.x.
-
-The module also holds the small helpers the audio backends share (tiny-model marker, parameter
-parsing, label ranking): they belong to neither family more than the other, and keeping one copy
-avoids two definitions drifting apart.
 """
 
 from __future__ import annotations
@@ -16,72 +12,17 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ValidationError
 
 from ...media import open_image
-from ...tasks import TASKS, Task
+from ...tasks import Task
 from . import Backend, BackendInputError, BinaryResult, LoadContext
+from ._common import is_tiny, label_config, parse_parameters, rank_labels, write_tiny_marker
 
 __all__ = ["LOADERS", "TINY_BUILDERS"]
-
-#: the file a tiny builder leaves in its folder; its presence marks a model as meaningless
-TINY_MARKER = "HFBRIDGE_TINY"
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared with audio.py
-# --------------------------------------------------------------------------------------------
-def is_tiny(location: Any) -> bool:
-    """True for a folder written by a tiny builder (random weights, meaningless outputs)."""
-    return (Path(location) / TINY_MARKER).is_file()
-
-
-def mark_tiny(target_dir: Path, description: str) -> None:
-    """Leave the marker that makes loaders flag the model as meaningless."""
-    (Path(target_dir) / TINY_MARKER).write_text(description.strip() + "\n", encoding="utf-8")
-
-
-def parse_parameters(task: Task, parameters: Mapping[str, Any]) -> BaseModel:
-    """The caller's parameters as the task's typed model, so each backend reads attributes
-    instead of re-checking types; a bad value is a :class:`BackendInputError` naming it.
-
-    The app validates too, but binary tasks carry a free-form ``parameters`` mapping in their
-    JSON body, and a backend must never turn a wrong type into an unhandled exception.
-    """
-    model = TASKS[task].parameters_model
-    assert model is not None, f"{task} has no parameters model"
-    try:
-        return model.model_validate(dict(parameters))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "parameters"
-        raise BackendInputError(field, error["msg"]) from None
-
-
-def rank_labels(logits: torch.Tensor, config: Any, top_k: int | None, function_to_apply: str | None) -> list[dict[str, Any]]:
-    """``[{"label", "score"}]`` best first, as transformers' classification pipelines give it.
-
-    Without ``function_to_apply`` a multi-label or single-output model gets a sigmoid and any
-    other a softmax: the same default as the pipelines, so scores match the hosted API's.
-    """
-    if function_to_apply is None:
-        multi = getattr(config, "problem_type", None) == "multi_label_classification"
-        function_to_apply = "sigmoid" if multi or config.num_labels == 1 else "softmax"
-    scores = logits.float()
-    if function_to_apply == "softmax":
-        scores = scores.softmax(dim=-1)
-    elif function_to_apply == "sigmoid":
-        scores = scores.sigmoid()
-    count = min(top_k or 5, scores.shape[-1])
-    values, indices = scores.topk(count)
-    return [
-        {"label": config.id2label[int(index)], "score": float(value)}
-        for value, index in zip(values.tolist(), indices.tolist())
-    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,11 +55,6 @@ def _mask_png_base64(mask: torch.Tensor) -> str:
     return base64.b64encode(_png_bytes(Image.fromarray(pixels))).decode("ascii")
 
 
-def _label_setup(names: list[str]) -> dict[str, Any]:
-    """Config keywords giving a tiny model readable labels."""
-    return {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
-
-
 # --------------------------------------------------------------------------------------------
 # image-classification
 # --------------------------------------------------------------------------------------------
@@ -149,11 +85,11 @@ def build_tiny_image_classifier(target_dir: Path) -> None:
     labels = ["cat", "dog", "bird", "car", "person", "tree", "house", "boat"]
     config = ViTConfig(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, **_label_setup(labels),
+        intermediate_size=64, **label_config(labels),
     )
     ViTForImageClassification(config).save_pretrained(str(target_dir))
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random ViT for image-classification; outputs are meaningless")
+    write_tiny_marker(target_dir, "tiny random ViT for image-classification; outputs are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +145,7 @@ def build_tiny_object_detector(target_dir: Path) -> None:
     torch.manual_seed(0)
     config = YolosConfig(
         image_size=[64, 64], patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, num_detection_tokens=6, **_label_setup(["person", "car", "dog", "umbrella"]),
+        intermediate_size=64, num_detection_tokens=6, **label_config(["person", "car", "dog", "umbrella"]),
     )
     model = YolosForObjectDetection(config)
     # With YOLOS's initialisation (zero detection tokens, near-zero heads) every random
@@ -221,7 +157,7 @@ def build_tiny_object_detector(target_dir: Path) -> None:
             weight.normal_(std=0.3)
     model.save_pretrained(str(target_dir))
     YolosImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random YOLOS for object-detection; outputs are meaningless")
+    write_tiny_marker(target_dir, "tiny random YOLOS for object-detection; outputs are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +218,7 @@ def build_tiny_segmenter(target_dir: Path) -> None:
     config = SegformerConfig(
         num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], patch_sizes=[7, 3],
         strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=32,
-        **_label_setup(["sky", "road", "person", "tree", "building"]),
+        **label_config(["sky", "road", "person", "tree", "building"]),
     )
     model = SegformerForSemanticSegmentation(config)
     # At the usual initialisation (std 0.02) every pixel's probabilities are near uniform; a
@@ -292,7 +228,7 @@ def build_tiny_segmenter(target_dir: Path) -> None:
         model.decode_head.classifier.weight.normal_(std=20.0)
     model.save_pretrained(str(target_dir))
     SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random SegFormer for image-segmentation (semantic); outputs are meaningless")
+    write_tiny_marker(target_dir, "tiny random SegFormer for image-segmentation (semantic); outputs are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,7 +282,7 @@ def build_tiny_captioner(target_dir: Path) -> None:
     model.save_pretrained(str(target_dir))
     tokenizer.save_pretrained(str(target_dir))
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random ViT-GPT2 VisionEncoderDecoder for image-to-text; outputs are meaningless")
+    write_tiny_marker(target_dir, "tiny random ViT-GPT2 VisionEncoderDecoder for image-to-text; outputs are meaningless")
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,7 +370,7 @@ def build_tiny_text_to_image(target_dir: Path) -> None:
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipeline.save_pretrained(str(target_dir))
-    mark_tiny(target_dir, "tiny random Stable Diffusion (UNet, VAE, CLIP text encoder) for text-to-image; images are noise")
+    write_tiny_marker(target_dir, "tiny random Stable Diffusion (UNet, VAE, CLIP text encoder) for text-to-image; images are noise")
 
 
 LOADERS = {
