@@ -30,6 +30,8 @@ fi
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
+# Converted and tiny models are built once and shared by the tests, the notebooks and the demo.
+export HFBRIDGE_CACHE="${HFBRIDGE_CACHE:-$PWD/.cache/hfbridge}"
 
 cmd=${1:-test}
 shift || true

