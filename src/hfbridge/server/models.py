@@ -25,6 +25,7 @@ from typing import Any
 from .._version import __version__
 from ..tasks import Task
 from .backends import Backend, LoadContext, loaders, tiny_builders
+from .backends._common import is_tiny
 from .registry import ModelEntry, Registry, package_path
 
 __all__ = ["ModelManager", "LoadState", "ModelLoadFailed"]
@@ -94,7 +95,7 @@ class ModelManager:
     def is_cached(self, entry: ModelEntry) -> bool:
         """Whether loading will be fast: weights present locally (built, converted or shipped)."""
         if entry.kind == "tiny":
-            return (self._tiny_dir(Task(entry.target)) / "HFBRIDGE_TINY").is_file()
+            return is_tiny(self._tiny_dir(Task(entry.target)))
         if entry.kind == "package":
             try:
                 path = package_path(entry.target)
@@ -173,7 +174,7 @@ class ModelManager:
 
     def _tiny(self, task: Task) -> Path:
         target = self._tiny_dir(task)
-        if (target / "HFBRIDGE_TINY").is_file():
+        if is_tiny(target):
             return target
         builder = tiny_builders().get(task)
         if builder is None:

@@ -8,7 +8,12 @@ family module exposes two tables, merged here:
   hub id.
 * ``TINY_BUILDERS``: ``{Task: builder(target_dir) -> None}``, which writes a tiny random-weight
   model for the task into ``target_dir`` (offline: tokenizers trained locally, 2-layer
-  configs). Such models run the real code paths and give meaningless outputs.
+  configs), the same files on every run. Such models run the real code paths and give
+  meaningless outputs: a builder leaves the ``_common.TINY_MARKER`` file in the folder, and
+  loaders set :attr:`Backend.meaningless` where they find it (``_common.is_tiny``).
+
+What the families share lives in ``_common`` (the tiny-model marker, parameter parsing, label
+ranking, input-length limits) and ``_tokenizers`` (the tiny models' tokenizers).
 
 Backends are plain synchronous Python and never touch the event loop: the app runs them in a
 worker thread.
