@@ -2,6 +2,7 @@
 # One entry point for a fresh machine: set up .venv/ (idempotent), then run the demo or the tests.
 #   bash scripts/run.sh demo    # the main job: hfbridge demo against the embedded local server
 #   bash scripts/run.sh test    # the test suite, offline, replaying cassettes
+#   bash scripts/run.sh record  # re-record the adapters' cassettes from hfbridge serve (see README)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +39,6 @@ shift || true
 case "$cmd" in
   demo) exec "$VENV/bin/hfbridge" demo "$@" ;;
   test) exec "$PY" -m pytest "$@" ;;
-  *) echo "usage: bash scripts/run.sh demo|test [args...]" >&2; exit 2 ;;
+  record) exec "$PY" -m pytest tests/langchain tests/llama_index --hf-record-mode="${HFBRIDGE_RECORD_MODE:-all}" "$@" ;;
+  *) echo "usage: bash scripts/run.sh demo|test|record [args...]" >&2; exit 2 ;;
 esac

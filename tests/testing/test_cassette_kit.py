@@ -99,6 +99,7 @@ def test_my_call(hf_base_url):
 
 def test_plugin_records_once_replays_and_fails_without_a_cassette_in_ci_mode(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_user=USER_TEST)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     with ScriptedServer() as server:
         server.on("/models/org/m/fill-mask", Reply(body=[{"sequence": "Paris is the capital.", "score": 0.9, "token": 1, "token_str": "capital"}]))
         monkeypatch.setenv("HFBRIDGE_BASE_URL", server.url)
