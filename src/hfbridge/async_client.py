@@ -18,7 +18,7 @@ import httpx
 
 from . import errors as e
 from ._base import TaskMethods
-from .config import ClientConfig, Layout
+from .config import ClientConfig, Layout, RetryPolicy
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
 from .retry import Send, Sleep, retry_flow
 
@@ -57,11 +57,12 @@ class AsyncInferenceClient(TaskMethods):
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         max_concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url=base_url, token=token, layout=layout, timeout=timeout,
-            max_retries=max_retries, headers=headers, max_concurrency=max_concurrency,
+            max_retries=max_retries, headers=headers, max_concurrency=max_concurrency, retry=retry,
         )
         self._given_client = http_client
         self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()

@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 
 from . import errors as e
 from ._base import TaskMethods
-from .config import ClientConfig, Layout
+from .config import ClientConfig, Layout, RetryPolicy
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
 from .retry import Send, Sleep, retry_flow
 
@@ -53,7 +53,8 @@ class InferenceClient(TaskMethods):
     ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN`` (``token=False`` sends none). ``layout`` is
     inferred from ``base_url`` (huggingface.co hosts: ``"hosted"``; else ``"spec"``) and may be
     set to ``"spec"``, ``"hosted"`` or ``"endpoint"``. The session is pooled and thread-safe
-    for concurrent calls; ``max_concurrency`` sizes the pool.
+    for concurrent calls; ``max_concurrency`` sizes the pool. ``retry`` replaces the whole
+    :class:`~hfbridge.RetryPolicy` (backoff, caps, deadline); ``max_retries`` then adjusts it.
     """
 
     def __init__(
@@ -66,11 +67,12 @@ class InferenceClient(TaskMethods):
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
         max_concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url=base_url, token=token, layout=layout, timeout=timeout,
-            max_retries=max_retries, headers=headers, max_concurrency=max_concurrency,
+            max_retries=max_retries, headers=headers, max_concurrency=max_concurrency, retry=retry,
         )
         self._session = session or _new_session(self._config.max_concurrency)
         self._owns_transport = session is None

@@ -91,6 +91,15 @@ def hf_base_url() -> str:
 
 
 @pytest.fixture
+def hf_recording(request: pytest.FixtureRequest) -> bool:
+    """Whether this test's cassette is being recorded now (a test that needs a special server to
+    record against, e.g. one that rate-limits, starts it only then)."""
+    mode = _mode(request.config)
+    path: Path = request.getfixturevalue("hf_cassette_path")
+    return mode in ("all", "new_episodes") or (mode == "once" and not path.exists())
+
+
+@pytest.fixture
 def hf_cassette_path(request: pytest.FixtureRequest) -> Path:
     marker = request.node.get_closest_marker("hf_cassette")
     name = marker.args[0] if marker and marker.args else None
@@ -116,7 +125,7 @@ def hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
         return
     mode = _mode(request.config)
     path: Path = request.getfixturevalue("hf_cassette_path")
-    records = mode in ("all", "new_episodes") or (mode == "once" and not path.exists())
+    records = request.getfixturevalue("hf_recording")
     if records:
         request.getfixturevalue("_hf_recording_server").ensure(request.getfixturevalue("hf_base_url"))
     recorder = make_vcr(path.parent, mode)
