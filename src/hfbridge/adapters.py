@@ -61,6 +61,21 @@ class ClientPair:
         self.sync = client or InferenceClient(**settings)
         self.async_ = async_client or AsyncInferenceClient(**settings)
 
+    @classmethod
+    def for_component(cls, component: Any, max_concurrency: int | None = None) -> "ClientPair":
+        """The pair for an adapter with the shared connection fields (``base_url``, ``token``
+        as a secret or None, ``layout``, ``timeout``, ``max_retries``). A component without a
+        token sends none, rather than reading the environment again behind its back."""
+        token = component.token
+        return cls(
+            base_url=component.base_url,
+            token=token.get_secret_value() if token is not None else False,
+            layout=component.layout,
+            timeout=component.timeout,
+            max_retries=component.max_retries,
+            max_concurrency=max_concurrency,
+        )
+
     @property
     def base_url(self) -> str:
         return self.sync.base_url

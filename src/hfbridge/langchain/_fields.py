@@ -27,22 +27,12 @@ class ConnectionFields(BaseModel):
 
     _clients: ClientPair | None = PrivateAttr(default=None)
 
-    def _build_clients(self, max_concurrency: int | None = None) -> ClientPair:
-        return ClientPair(
-            base_url=self.base_url,
-            token=self.token.get_secret_value() if self.token else False,
-            layout=self.layout,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            max_concurrency=max_concurrency,
-        )
-
     @property
     def clients(self) -> ClientPair:
         if self._clients is None:
-            self._clients = self._build_clients(getattr(self, "max_concurrency", None))
+            self._clients = ClientPair.for_component(self, getattr(self, "max_concurrency", None))
         return self._clients
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
-        self._clients = self._build_clients(getattr(self, "max_concurrency", None))
+        self._clients = ClientPair.for_component(self, getattr(self, "max_concurrency", None))

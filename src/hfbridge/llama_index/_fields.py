@@ -26,23 +26,12 @@ class ConnectionMixin:
 
     _clients: ClientPair | None = PrivateAttr(default=None)
 
-    def _connect(self, max_concurrency: int | None = None) -> None:
-        self._clients = ClientPair(
-            base_url=self.base_url,
-            token=self.token.get_secret_value() if self.token else False,
-            layout=self.layout,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            max_concurrency=max_concurrency,
-        )
-
     @property
     def clients(self) -> ClientPair:
         if self._clients is None:
-            self._connect()
-        assert self._clients is not None
+            self._clients = ClientPair.for_component(self)
         return self._clients
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)  # type: ignore[misc]
-        self._connect(getattr(self, "num_workers", None))
+        self._clients = ClientPair.for_component(self, getattr(self, "num_workers", None))
