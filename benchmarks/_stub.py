@@ -39,7 +39,8 @@ class StubServer:
                     break
             inputs = json.loads(raw)["inputs"]
             body = bodies[1 if isinstance(inputs, str) else len(inputs)]
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         self.sock = socket.socket()

@@ -74,7 +74,7 @@ def main() -> None:
         lc = HFInferenceEmbeddings(base_url=stub.url, model="m", batch_size=BATCH, max_concurrency=4)
 
         rows.append(("requests + json.loads", run(raw_json)))
-        rows.append(("requests + json.loads + pydantic", run(raw_json_pydantic)))
+        rows.append(("requests + json + pydantic", run(raw_json_pydantic)))
         try:
             from huggingface_hub import InferenceClient as HubClient
 
@@ -86,11 +86,11 @@ def main() -> None:
                     out += hub.feature_extraction(texts[i : i + BATCH]).tolist()
                 return out
 
-            rows.append(("huggingface_hub InferenceClient", run(hub_client)))
+            rows.append(("huggingface_hub client", run(hub_client)))
         except Exception as exc:  # reported, not hidden: the peer may be missing or changed
             print(f"huggingface_hub skipped: {type(exc).__name__}: {exc}")
-        rows.append(("hfbridge InferenceClient", run(hfbridge_serial)))
-        rows.append(("hfbridge HFInferenceEmbeddings (4 in flight)", run(lc.embed_documents)))
+        rows.append(("hfbridge client, serial", run(hfbridge_serial)))
+        rows.append(("hfbridge LangChain embeddings, 4 in flight", run(lc.embed_documents)))
 
     lines = ["# Embedding throughput, client side", "",
              f"{len(TEXTS)} texts in batches of {BATCH}, 384-d vectors, a stub server answering at once (127.0.0.1).",

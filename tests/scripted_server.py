@@ -60,6 +60,7 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else every answer waits ~40 ms for a delayed ACK
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
@@ -88,7 +89,10 @@ class ScriptedServer:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+                    self.close_connection = True
 
             def _stream(self, reply: Reply) -> None:
                 self.send_response(reply.status)

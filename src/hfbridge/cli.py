@@ -43,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import create_app
+    from .server.runner import listening_socket
 
     settings = _settings(args)
     app = create_app(settings)
@@ -57,7 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.rate_limit:
         print(f"  rate limit: {settings.rate_limit} requests/min per token")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    server.run(sockets=[listening_socket(args.host, args.port)])
     return 0
 
 

@@ -1,6 +1,6 @@
 """The protocol, written once and free of I/O: build a request, read a response, map an error.
 
-Both transports (``requests`` for the sync client, ``httpx`` for the async one) do nothing but
+Both transports (``requests`` for the sync client, ``aiohttp`` for the async one) do nothing but
 move the bytes this module describes, in the style of h11: the caller owns the sockets, this
 module owns the meaning.
 """

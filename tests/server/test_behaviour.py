@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import requests
 
@@ -220,7 +219,7 @@ def test_offline_hub_source_fails_fast_not_hangs(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     registry = Registry.from_toml('[models."org/not-downloaded"]\nsource = "hub:org/not-downloaded"\ntasks = ["fill-mask"]\n', origin="test")
     with EmbeddedServer(ServerSettings(registry=registry, cache_dir=tmp_path / "cache")) as server:
-        response = httpx.post(f"{server.url}/models/org/not-downloaded", json={"inputs": "a [MASK]"}, headers={"X-Wait-For-Model": "true"}, timeout=30)
+        response = requests.post(f"{server.url}/models/org/not-downloaded", json={"inputs": "a [MASK]"}, headers={"X-Wait-For-Model": "true"}, timeout=30)
     assert response.status_code == 500 and "HF_HUB_OFFLINE" in response.json()["error"]
 
 

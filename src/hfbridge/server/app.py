@@ -256,16 +256,18 @@ async def _fetch(server: _Server, url: str) -> bytes:
     if not server.settings.allow_urls:
         raise HTTPProblem(400, "Error in `inputs`: URL inputs are disabled on this server; send the bytes "
                                "(raw or base64), or start it with --allow-urls")
-    import httpx
+    import aiohttp
 
     try:
-        async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as client:
-            response = await client.get(url)
-    except httpx.HTTPError as exc:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0)) as session:
+            async with session.get(url) as response:
+                status = response.status
+                data = await response.content.read(MAX_URL_BYTES + 1)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise HTTPProblem(400, f"Error in `inputs`: could not fetch {url}: {exc}") from None
-    if response.status_code != 200 or len(response.content) > MAX_URL_BYTES:
-        raise HTTPProblem(400, f"Error in `inputs`: fetching {url} answered HTTP {response.status_code}")
-    return response.content
+    if status != 200 or len(data) > MAX_URL_BYTES:
+        raise HTTPProblem(400, f"Error in `inputs`: fetching {url} answered HTTP {status}" + (" (too large)" if len(data) > MAX_URL_BYTES else ""))
+    return data
 
 
 async def _ready_backend(server: _Server, entry: ModelEntry, job: Job) -> Any:

@@ -10,7 +10,19 @@ from typing import Any
 
 from .app import ServerSettings, create_app
 
-__all__ = ["EmbeddedServer"]
+__all__ = ["EmbeddedServer", "listening_socket"]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, with TCP_NODELAY (inherited by accepted connections).
+
+    Without it, a response's body waits for the client's delayed ACK of its headers: about
+    40 ms on every request on Linux (measured: 44 ms -> 1.8 ms per request)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
 
 
 class EmbeddedServer:
@@ -25,9 +37,7 @@ class EmbeddedServer:
 
         self.settings = settings or ServerSettings()
         self.app = create_app(self.settings)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
+        self._socket = listening_socket(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
