@@ -214,13 +214,20 @@ class ModelManager:
 
 
 def _quiet_transformers() -> None:
-    """Progress bars and load reports belong in a terminal session, not in a server's log."""
+    """Progress bars and load reports (transformers', diffusers') belong in a terminal
+    session, not in a server's log."""
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # the backends will say what is missing when a model loads
         return
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    try:
+        from diffusers.utils import logging as diffusers_logging
+    except ImportError:  # text-to-image is optional
+        return
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
 
 
 def _retryable(handle: _Handle) -> bool:
