@@ -7,8 +7,7 @@ to files: the content is the path, the artifact the bytes.
 
 from __future__ import annotations
 
-import os
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, BaseToolkit
