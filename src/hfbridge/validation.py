@@ -12,17 +12,54 @@ from typing import Any, Iterable, Mapping, Sequence
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInputError
-from .schemas import ChatMessage
+from .schemas import CHAT_MESSAGE
 
-__all__ = ["field_path", "require_text", "require_texts", "require_labels", "require_model_id", "parameters", "chat_messages", "require_table"]
+__all__ = ["field_path", "first_problem", "require_text", "require_texts", "require_labels", "require_model_id", "parameters", "chat_messages", "require_table"]
 
-_UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|list|dict|tuple|set|none|literal|function-\w+)(\[.*\])?$")
+_UNION_TAG = re.compile(r"^(str|int|float|bool|bytes|list|dict|tuple|set|none|literal|function-\w+|tagged-union)(\[.*\])?$")
+#: discriminator values pydantic puts in an error's location (``messages.0.user.content``)
+_TAGS = frozenset({"system", "developer", "user", "assistant", "tool", "text", "image_url",
+                   "json_object", "json_schema", "json", "regex"})
+_TAGGED_FIELDS = frozenset({"response_format", "grammar", "content", "tool_choice"})
+
+
+def _is_model_name(part: str) -> bool:
+    from . import schemas
+
+    return part[:1].isupper() and isinstance(getattr(schemas, part, None), type)
 
 
 def field_path(loc: Sequence[Any]) -> str:
     """A pydantic error location as the caller's dotted path, without union-member tags
-    (``("inputs", "str")`` is just ``inputs``)."""
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
+    (``("inputs", "str")`` is just ``inputs``; ``("messages", 0, "tool", "tool_call_id")`` is
+    ``messages.0.tool_call_id``)."""
+    out: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str):
+            if _UNION_TAG.match(part) or _is_model_name(part):
+                continue
+            previous = loc[i - 1] if i else None
+            if part in _TAGS and (isinstance(previous, int) or previous in _TAGGED_FIELDS):
+                continue
+        out.append(str(part))
+    return ".".join(out)
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """(field path, message) of a validation error's first problem. A validator that checks
+    several fields at once raises :class:`~hfbridge.schemas.FieldProblem` to name the one."""
+    from .schemas._base import FieldProblem
+
+    first = exc.errors()[0]
+    where = field_path(first["loc"])
+    message = first["msg"]
+    error = (first.get("ctx") or {}).get("error")
+    if isinstance(error, FieldProblem):
+        where = ".".join(p for p in (where, error.field) if p)
+        message = error.problem
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return where, message
 
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
@@ -89,30 +126,30 @@ def parameters(model: type[BaseModel] | None, field: str = "parameters", **value
     try:
         validated = model.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = field_path(first["loc"]) or "?"
-        raise InvalidInputError(f"{field}.{where}" if field else where, first["msg"]) from None
+        where, message = first_problem(exc)
+        where = where or "?"
+        raise InvalidInputError(f"{field}.{where}" if field else where, message) from None
     return validated.model_dump(exclude_none=True)
 
 
-def chat_messages(value: Any, field: str = "messages") -> list[dict[str, str]]:
-    """Messages as dicts ``{"role", "content"}``; a bare string is one user message."""
+def chat_messages(value: Any, field: str = "messages") -> list[dict[str, Any]]:
+    """Messages as OpenAI-shaped dicts; a bare string is one user message, a ``(role,
+    content)`` pair one message. Every role is accepted (system, user, assistant with
+    ``tool_calls``, tool with ``tool_call_id``); content may be a string or a list of parts."""
     if isinstance(value, str):
         value = [{"role": "user", "content": require_text(value, field)}]
-    if not isinstance(value, Sequence) or not value:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise InvalidInputError(field, "must be a non-empty list of {'role', 'content'} messages")
     out = []
     for i, message in enumerate(value):
-        if isinstance(message, ChatMessage):
-            message = message.model_dump()
+        if isinstance(message, BaseModel):
+            message = message.model_dump(exclude_none=True, by_alias=True)
         if isinstance(message, (tuple, list)) and len(message) == 2:
             message = {"role": message[0], "content": message[1]}
         try:
-            checked = ChatMessage.model_validate(message)
+            checked = CHAT_MESSAGE.validate_python(message)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidInputError(f"{field}[{i}].{field_path(first['loc'])}".rstrip("."), first["msg"]) from None
-        out.append(checked.model_dump())
-    if not any(m["role"] == "user" and m["content"].strip() for m in out):
-        raise InvalidInputError(field, "must contain a non-empty user message")
+            where, problem = first_problem(exc)
+            raise InvalidInputError(f"{field}[{i}].{where}".rstrip("."), problem) from None
+        out.append(checked.model_dump(exclude_none=True, by_alias=True))
     return out

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import schemas as s
 from ..tasks import InputKind, Task, TaskSpec, get_task
-from ..validation import field_path
+from ..validation import first_problem
 
 __all__ = ["HTTPProblem", "Job", "parse_job", "parse_chat", "options_from"]
 
@@ -70,9 +70,8 @@ def options_from(body_options: Mapping[str, Any] | None, headers: Mapping[str, s
 
 
 def _field_error(exc: ValidationError, prefix: str = "") -> HTTPProblem:
-    first = exc.errors()[0]
-    where = field_path(first["loc"]) or "body"
-    return HTTPProblem(400, f"Error in `{prefix}{where}`: {first['msg']}")
+    where, message = first_problem(exc)
+    return HTTPProblem(400, f"Error in `{prefix}{where or 'body'}`: {message}")
 
 
 def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> BaseModel:
@@ -146,7 +145,7 @@ def _binary_json(spec: TaskSpec, data: dict[str, Any], headers: Mapping[str, str
 
 def _conversation(request: Any) -> list[dict[str, str]]:
     if request.messages:
-        return [m.model_dump() for m in request.messages]
+        return [m.model_dump(exclude_none=True, by_alias=True) for m in request.messages]
     turns = [request.inputs] if isinstance(request.inputs, str) else list(request.inputs)
     if not turns:
         raise HTTPProblem(400, "Error in `inputs`: at least one user turn is required")
@@ -175,8 +174,14 @@ def _require_text(spec: TaskSpec, inputs: Any) -> None:
             raise HTTPProblem(400, "Error in `inputs.table`: columns must be non-empty and of equal length")
     if spec.input_kind is InputKind.ZERO_SHOT and not inputs.strip():
         raise HTTPProblem(400, "Error in `inputs`: must not be empty")
-    if spec.input_kind is InputKind.MESSAGES and not any(m["role"] == "user" and m["content"].strip() for m in inputs):
+    if spec.input_kind is InputKind.MESSAGES and not any(m["role"] == "user" and _has_text(m.get("content")) for m in inputs):
         raise HTTPProblem(400, "Error in `messages`: a non-empty user message is required")
+
+
+def _has_text(content: Any) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    return any(part.get("type") != "text" or part.get("text", "").strip() for part in content or [])
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str]) -> tuple[s.ChatCompletionRequest, Job]:
@@ -184,8 +189,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> tuple[s.ChatCompletio
     data = decode_json(body)
     request = _validate(s.ChatCompletionRequest, data)
     assert isinstance(request, s.ChatCompletionRequest)
-    parameters = request.model_dump(exclude_none=True, exclude={"model", "messages", "stream"})
-    messages = [m.model_dump() for m in request.messages]
+    parameters = request.model_dump(exclude_none=True, by_alias=True, exclude={"model", "messages", "stream"})
+    messages = [m.model_dump(exclude_none=True, by_alias=True) for m in request.messages]
     _require_text(_CHAT_SPEC, messages)
     use_cache, wait = options_from(None, headers)
     return request, Job(Task.CONVERSATIONAL, messages, parameters, use_cache, wait, bool(request.stream))

@@ -1,28 +1,15 @@
-"""Pydantic models of the API's bodies, shared by the client and ``hfbridge serve``.
-
-One definition serves both sides: the client validates what the user gave against the request
-models before anything is sent, and the server validates what arrives against the very same
-models, so the two can never disagree about a field.
-
-Requests are strict (``extra="forbid"``): a misspelt parameter is an error naming it, never a
-silently ignored value. Responses are lenient (``extra="allow"``): servers add fields over time
-and a client should not break on them. The request models cover the spec's parameters plus the
-hosted API's documented ones for the same task (the spec does not forbid extra properties).
-"""
+"""Pydantic models of the task routes' bodies (the spec's components plus the hosted API's
+documented parameters for the same tasks). Chat models live in :mod:`.chat`, grammars in
+:mod:`.grammar`."""
 
 from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+from ._base import FieldProblem, _Request, _Response  # noqa: F401
+from .grammar import Grammar
 
 # --------------------------------------------------------------------------------------------
 # Shared request parts
@@ -52,6 +39,15 @@ class TextGenerationParameters(_Request):
     stop: list[str] | None = None
     seed: int | None = Field(default=None, ge=0)
     details: bool | None = None
+    # TGI's parameters, typed rather than passed through
+    grammar: Grammar | None = None
+    truncate: int | None = Field(default=None, ge=1, description="Keep only the last N prompt tokens.")
+    typical_p: float | None = Field(default=None, gt=0.0, lt=1.0)
+    watermark: bool | None = None
+    best_of: int | None = Field(default=None, ge=1, le=16)
+    decoder_input_details: bool | None = None
+    top_n_tokens: int | None = Field(default=None, ge=0, le=10)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
 
 
 class ClassificationParameters(_Request):
@@ -133,14 +129,6 @@ class NoParameters(_Request):
     """Tasks whose spec defines no parameters still accept an empty ``parameters`` object."""
 
 
-class ChatCompletionParameters(_Request):
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=100.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: list[str] | None = None
-    seed: int | None = Field(default=None, ge=0)
-
-
 # --------------------------------------------------------------------------------------------
 # Inputs with structure
 # --------------------------------------------------------------------------------------------
@@ -157,11 +145,6 @@ class SentenceSimilarityInputs(_Request):
 class TableQuestionAnsweringInputs(_Request):
     query: str
     table: dict[str, list[str]]
-
-
-class ChatMessage(_Request):
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,29 +217,6 @@ class ZeroShotClassificationRequest(_TaskRequest):
 class TableQuestionAnsweringRequest(_TaskRequest):
     inputs: TableQuestionAnsweringInputs
     parameters: NoParameters | None = None
-
-
-class ConversationalRequest(_TaskRequest):
-    """``/pipeline/conversational``: ``inputs`` is the last user turn (the spec requires it);
-    ``messages`` carries the whole conversation when there is more than one turn."""
-
-    inputs: Union[str, list[str]]
-    messages: list[ChatMessage] | None = None
-    parameters: ChatCompletionParameters | None = None
-    stream: bool | None = None
-
-
-class ChatCompletionRequest(_Request):
-    """The hosted API's OpenAI-style ``/v1/chat/completions`` body."""
-
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=100.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: list[str] | None = None
-    seed: int | None = Field(default=None, ge=0)
-    stream: bool | None = None
 
 
 class BinaryJSONRequest(_TaskRequest):
@@ -372,11 +332,33 @@ class StreamToken(_Response):
     special: bool = False
 
 
+class PrefillToken(_Response):
+    id: int
+    text: str
+    logprob: float | None = None
+
+
+class GeneratedSequence(_Response):
+    """One of TGI's ``best_of_sequences``."""
+
+    generated_text: str
+    finish_reason: str | None = None
+    generated_tokens: int | None = None
+    seed: int | None = None
+    prefill: list[PrefillToken] = Field(default_factory=list)
+    tokens: list[StreamToken] = Field(default_factory=list)
+    top_tokens: list[list[StreamToken]] = Field(default_factory=list)
+
+
 class GenerationDetails(_Response):
     finish_reason: str | None = None
     generated_tokens: int | None = None
     prompt_tokens: int | None = None
     seed: int | None = None
+    prefill: list[PrefillToken] = Field(default_factory=list)
+    tokens: list[StreamToken] = Field(default_factory=list)
+    top_tokens: list[list[StreamToken]] = Field(default_factory=list)
+    best_of_sequences: list[GeneratedSequence] | None = None
 
 
 class TextGenerationResult(_Response):
@@ -385,64 +367,13 @@ class TextGenerationResult(_Response):
 
 
 class TextGenerationStreamOutput(_Response):
+    index: int | None = None
     token: StreamToken
+    top_tokens: list[StreamToken] = Field(default_factory=list)
     generated_text: str | None = None
     details: GenerationDetails | None = None
-
-
-class ChatCompletionMessage(_Response):
-    role: str
-    content: str | None = None
-
-
-class ChatCompletionChoice(_Response):
-    index: int = 0
-    message: ChatCompletionMessage
-    finish_reason: str | None = None
-
-
-class ChatCompletionUsage(_Response):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-
-
-class ChatCompletion(_Response):
-    id: str = ""
-    object: str = "chat.completion"
-    created: int = 0
-    model: str = ""
-    choices: list[ChatCompletionChoice]
-    usage: ChatCompletionUsage | None = None
-
-
-class ChatCompletionDelta(_Response):
-    role: str | None = None
-    content: str | None = None
-
-
-class ChatCompletionChunkChoice(_Response):
-    index: int = 0
-    delta: ChatCompletionDelta
-    finish_reason: str | None = None
-
-
-class ChatCompletionChunk(_Response):
-    id: str = ""
-    object: str = "chat.completion.chunk"
-    created: int = 0
-    model: str = ""
-    choices: list[ChatCompletionChunkChoice]
-    usage: ChatCompletionUsage | None = None
 
 
 class ErrorBody(_Response):
     error: Union[str, list[str]]
     estimated_time: float | None = None
-
-
-__all__ = sorted(
-    name
-    for name, value in dict(globals()).items()
-    if isinstance(value, type) and issubclass(value, BaseModel) and not name.startswith("_")
-)
