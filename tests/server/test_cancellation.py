@@ -32,13 +32,18 @@ def _until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)
 
 
-def _send_and_leave(server: Any) -> None:
-    """Sends a generation request on a raw socket and closes it as soon as the work starts."""
+def _start_generation(server: Any) -> socket.socket:
+    """A raw socket whose generation request the server has started working on."""
     body = json.dumps(BODY).encode()
     head = f"POST /models/{MODEL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(head.encode() + body)
-        _until(lambda: len(server.jobs) == 1, "the generation started")
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    sock.sendall(head.encode() + body)
+    _until(lambda: len(server.jobs) == 1, "the generation started")
+    return sock
+
+
+def _send_and_leave(server: Any) -> None:
+    _start_generation(server).close()
 
 
 def test_a_client_that_leaves_cancels_its_generation(default_server: Any) -> None:
@@ -66,11 +71,7 @@ def test_stopping_the_server_cancels_generations_in_flight(model_cache: Path) ->
     """Shutdown gives in-flight work ``shutdown_timeout``, then cancels it."""
     server = EmbeddedServer(ServerSettings(cache_dir=model_cache, limits=Limits(shutdown_timeout=0.1))).start()
     server.wait_until_loaded([MODEL])
-    body = json.dumps(BODY).encode()
-    head = f"POST /models/{MODEL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(head.encode() + body)
-        _until(lambda: len(server.jobs) == 1, "the generation started")
+    with _start_generation(server):
         server.stop()
     _until(lambda: len(server.jobs) == 0, "the generation stopped with the server")
     assert server.jobs.cancelled == 1
