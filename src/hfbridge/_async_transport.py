@@ -33,7 +33,10 @@ __all__ = ["LoopPools", "LoopState", "read_body", "iter_body", "translate", "TRA
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
-def translate(exc: BaseException, url: str) -> e.APIConnectionError:
+def translate(exc: BaseException, url: str, budget: float | None = None) -> e.APIConnectionError:
+    """The error for a failed exchange; ``budget``: the seconds it had, to say so on a timeout."""
+    if budget is not None and isinstance(exc, asyncio.TimeoutError):
+        return e.APITimeoutError(f"no complete answer within {budget:.3g}s", url=url)
     return e.transport_error(exc, url, timed_out=isinstance(exc, asyncio.TimeoutError))
 
 

@@ -120,7 +120,7 @@ class Closable:
     def _owned_clients(self) -> ClientPair | None:
         if not getattr(self, "_owns_clients", True):
             return None
-        return getattr(self, "_clients", None) if hasattr(self, "_clients") else getattr(self, "clients", None)
+        return getattr(self, "_clients", None) or getattr(self, "clients", None)
 
     def close(self) -> None:
         clients = self._owned_clients()
@@ -404,11 +404,18 @@ class ToolRunner:
     def _method(self, client: Any) -> Callable[..., Any]:
         return getattr(client, self.spec.method)
 
+    def _refused(self, exc: ToolInputRefused) -> ToolInputRefused:
+        """A refusal from the download, named after the tool's argument rather than ``url``."""
+        return ToolInputRefused(self._media_field or exc.field, exc.problem)
+
     def run(self, args: Mapping[str, Any]) -> tuple[str, Any]:
         kwargs = self._kwargs(args)
         url = self._media_url(kwargs)
         if url is not None:
-            kwargs[self._media_field] = self._download(self.clients.sync.download, url)
+            try:
+                kwargs[self._media_field] = self.clients.sync.download(url, public_only=not self.policy.allow_private_urls)
+            except ToolInputRefused as exc:
+                raise self._refused(exc) from None
         result = self._method(self.clients.sync)(**kwargs)
         return format_tool_result(self.spec, result, self.output_dir)
 
@@ -416,21 +423,12 @@ class ToolRunner:
         kwargs = self._kwargs(args)
         url = self._media_url(kwargs)
         if url is not None:
-            kwargs[self._media_field] = await self._adownload(url)
+            try:
+                kwargs[self._media_field] = await self.clients.async_.download(url, public_only=not self.policy.allow_private_urls)
+            except ToolInputRefused as exc:
+                raise self._refused(exc) from None
         result = await self._method(self.clients.async_)(**kwargs)
         return format_tool_result(self.spec, result, self.output_dir)
-
-    def _download(self, download: Callable[..., bytes], url: str) -> bytes:
-        try:
-            return download(url, public_only=not self.policy.allow_private_urls)
-        except ToolInputRefused as exc:
-            raise ToolInputRefused(self._media_field or "url", exc.problem) from None
-
-    async def _adownload(self, url: str) -> bytes:
-        try:
-            return await self.clients.async_.download(url, public_only=not self.policy.allow_private_urls)
-        except ToolInputRefused as exc:
-            raise ToolInputRefused(self._media_field or "url", exc.problem) from None
 
 
 def tool_tasks(tasks: Iterable[Task | str] | None) -> list[Task]:

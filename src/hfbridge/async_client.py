@@ -102,7 +102,7 @@ class AsyncInferenceClient(TaskMethods):
                 async with state.semaphore, session.get(url, headers={"User-Agent": USER_AGENT}, timeout=self._timeout(self._config.timeout)) as response:
                     status, data = response.status, await read_body(response, BodyLimit(self._config.max_response_bytes, url))
             except TRANSPORT_ERRORS as exc:
-                raise translate(exc, url) from exc
+                raise translate(exc, url, self._config.timeout) from exc
         if status != 200:
             raise e.InvalidInputError("url", f"could not download {url}: HTTP {status}")
         return data
@@ -126,7 +126,7 @@ class AsyncInferenceClient(TaskMethods):
                 return await asyncio.wait_for(sending, timeout)
             return await sending
         except TRANSPORT_ERRORS as exc:
-            raise translate(exc, request.url) from exc
+            raise translate(exc, request.url, timeout) from exc
 
     async def _request(self, call: Call) -> tuple[aiohttp.ClientResponse, bytes | None]:
         config = self._config
@@ -154,7 +154,7 @@ class AsyncInferenceClient(TaskMethods):
                         try:
                             body = await read_body(response, BodyLimit(config.max_response_bytes, request.url))
                         except TRANSPORT_ERRORS as exc:
-                            raise translate(exc, request.url) from exc
+                            raise translate(exc, request.url, action.timeout) from exc
                         finally:
                             response.release()
                         if not 200 <= response.status < 300:

@@ -98,10 +98,11 @@ class ToolInputPolicy:
             fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             raise ToolInputRefused(field_name, f"{value[:200]!r} is not a readable file") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise ToolInputRefused(field_name, f"{value[:200]!r} is not a regular file")
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ToolInputRefused(field_name, f"{value[:200]!r} is not a regular file")
             if info.st_size > self.max_file_bytes:
                 raise ToolInputRefused(field_name, f"{value[:200]!r} is larger than {self.max_file_bytes} bytes")
             data = handle.read(self.max_file_bytes + 1)

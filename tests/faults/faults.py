@@ -26,6 +26,9 @@ from hfbridge import (
     Task,
 )
 from hfbridge.errors import ResponseTooLargeError
+from hfbridge.langchain import TOOL_CLASSES, HFInferenceEmbeddings, HFInferenceLLM
+from hfbridge.llama_index import HFInferenceEmbedding, HFInferenceToolSpec
+from hfbridge.llama_index import HFInferenceLLM as LlamaIndexLLM
 from tests.scripted_server import Recorded, Reply, sse
 
 M = "org/model"
@@ -90,8 +93,10 @@ class Fault:
     expect: Any
     #: which surfaces it applies to: "all", "plain" (not streams) or "streams"
     where: str = "all"
-    #: fault-specific words the error message must contain
+    #: a pattern the error message must contain
     says: str = ""
+    #: run the surfaces one after the other (faults that cost memory), not all at once
+    serial: bool = False
     #: a server that is not even there (the surface gets a closed port)
     no_server: bool = False
     notes: str = ""
@@ -127,13 +132,16 @@ FAULTS: list[Fault] = [
     Fault("trickled body", _for_mode(lambda r: Reply(body={"error": "x" * 400}, **_TRICKLE),
                                      lambda r: Reply(chunks=[bytes([b]) for b in b"".join(_tokens("a b c d e f g h"))], chunk_delay=0.05)),
           0, APITimeoutError),
+    Fault("stream pauses longer than the timeout", lambda r: Reply(chunks=_tokens("a b c"), chunk_delay=0.7), 0, APITimeoutError,
+          where="streams", notes="each read is bounded by the attempt timeout, the whole stream by the deadline"),
     Fault("trickled headers", lambda r: Reply(body=[], header_trickle=0.05, trickle_size=2), 0, APITimeoutError),
     Fault("huge body (Content-Length)", lambda r: Reply(zeros=BIG, headers={"Content-Type": "application/json"}), 0, ResponseTooLargeError,
           says="max_response_bytes"),
+    # streams stop these even earlier: zeros are one event-stream line past its 1 MiB bound
     Fault("huge body (chunked)", lambda r: Reply(chunks=[bytes(1 << 16)] * (BIG >> 16), headers={"Content-Type": "application/json"}),
-          0, ResponseTooLargeError, says="max_response_bytes"),
+          0, ResponseTooLargeError, says="max_response_bytes|event-stream line", serial=True),
     Fault("gzip bomb (255 KiB -> 256 MiB)", lambda r: Reply(body=gzip_bomb(), gzipped=True, headers={"Content-Type": "application/json"}),
-          0, ResponseTooLargeError, says="decompression"),
+          0, ResponseTooLargeError, says="after decompression|event-stream line", serial=True),
     Fault("2 MiB event-stream line", lambda r: Reply(chunks=[b"data: {\"token\": \"" + b"x" * (2 << 20) + b"\"}\n\n"]),
           0, ResponseTooLargeError, where="streams", says="event-stream line"),
     Fault("nothing listening (local)", lambda r: None, 0, APIConnectionError, says="hfbridge serve --port", no_server=True),
@@ -197,8 +205,6 @@ def _core_stream_async(url: str) -> Any:
 
 def _lc(kind: str) -> Callable[[str], Any]:
     def run(url: str) -> Any:
-        from hfbridge.langchain import TOOL_CLASSES, HFInferenceEmbeddings, HFInferenceLLM
-
         common = {"base_url": url, "model": M, **SETTINGS}
         if kind.startswith("embeddings"):
             with HFInferenceEmbeddings(**common) as emb:
@@ -220,8 +226,6 @@ def _lc(kind: str) -> Callable[[str], Any]:
 
 def _li(kind: str) -> Callable[[str], Any]:
     def run(url: str) -> Any:
-        from hfbridge.llama_index import HFInferenceEmbedding, HFInferenceLLM, HFInferenceToolSpec
-
         if kind.startswith("embedding"):
             with HFInferenceEmbedding(base_url=url, model_name=M, **SETTINGS) as emb:
                 if kind == "embedding-async":
@@ -232,7 +236,7 @@ def _li(kind: str) -> Callable[[str], Any]:
                 output = spec.to_tool_list()[0].call(text="x")
                 assert not output.is_error, output
                 return output.content
-        with HFInferenceLLM(base_url=url, model_name=M, max_new_tokens=4, **SETTINGS) as llm:
+        with LlamaIndexLLM(base_url=url, model_name=M, max_new_tokens=4, **SETTINGS) as llm:
             if kind == "llm-async":
                 return asyncio.run(llm.acomplete("hi")).text
             if kind == "llm-stream":
