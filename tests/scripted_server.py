@@ -202,6 +202,27 @@ class ScriptedServer:
         self.stop()
 
 
+class ConcurrencyProbe:
+    """A script that answers ``reply`` after ``delay`` seconds and records the most requests it
+    was ever handling at once (``peak``)."""
+
+    def __init__(self, reply: Reply, delay: float) -> None:
+        self.reply = reply
+        self.delay = delay
+        self.active = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _: Recorded) -> Reply:
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(self.delay)
+        with self._lock:
+            self.active -= 1
+        return self.reply
+
+
 def sse(*payloads: Any, done: bool = False, spaced: bool = True) -> list[bytes]:
     """Server-sent events, one chunk each: ``data: {json}\\n\\n``."""
     prefix = b"data: " if spaced else b"data:"

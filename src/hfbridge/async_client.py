@@ -23,7 +23,6 @@ import aiohttp
 from . import errors as e
 from ._async_transport import TRANSPORT_ERRORS, LoopPools, LoopState, iter_body, lower, read_body, translate
 from ._base import TaskMethods
-from .client import token_scrubbed
 from .config import ClientConfig, Layout, RetryPolicy
 from .limits import BodyLimit
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
@@ -94,7 +93,7 @@ class AsyncInferenceClient(TaskMethods):
 
     async def download(self, url: str, *, public_only: bool = False) -> bytes:
         """The bytes at ``url``, as :meth:`InferenceClient.download <hfbridge.InferenceClient.download>`."""
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             state = await self._pools.state()
             session = state.public_session() if public_only else state.session
             try:
@@ -171,7 +170,7 @@ class AsyncInferenceClient(TaskMethods):
                 return response, body
 
     async def _execute_async(self, call: Call) -> Any:
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             call = await self._prepare(call)
             response, body = await self._request(call)
             return parse_response(self._config, call, response.status, lower(response.headers), body or b"")
@@ -183,7 +182,7 @@ class AsyncInferenceClient(TaskMethods):
         return AsyncStream(self, call)
 
     async def _open_stream(self, call: Call) -> tuple[aiohttp.ClientResponse, StreamProcessor]:
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             call = await self._prepare(call)
             response, _ = await self._request(call)
             return response, StreamProcessor(self._config, call, response.status)
@@ -226,7 +225,7 @@ class AsyncStream:
         config = self._client.config
         url = str(self._response.url)
         try:
-            with token_scrubbed(config):
+            with e.token_redacted(config.token):
                 try:
                     async for chunk in iter_body(self._response, BodyLimit(config.max_response_bytes, url)):
                         for out in self._processor.feed(chunk):

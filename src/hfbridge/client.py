@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 import requests
@@ -24,16 +23,6 @@ from .retry import Send, Sleep, retry_flow
 __all__ = ["InferenceClient", "SyncStream"]
 
 logger = logging.getLogger("hfbridge")
-
-
-@contextmanager
-def token_scrubbed(config: ClientConfig) -> Iterator[None]:
-    """Every error leaving a client goes out with the token scrubbed from it (both transports)."""
-    try:
-        yield
-    except (e.InferenceError, e.InvalidInputError) as exc:
-        e.redact_error(exc, config.token.get_secret_value() if config.token else None)
-        raise
 
 
 class InferenceClient(TaskMethods):
@@ -98,7 +87,7 @@ class InferenceClient(TaskMethods):
         """The bytes at ``url`` (a plain GET, without the token: it is for ``base_url``'s origin
         only), bounded like any answer. ``public_only``: refuse loopback, private and
         link-local addresses, checked on every connection (what agent tools use)."""
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             config = self._config
             status, data = self._transport.fetch(
                 url, headers={"User-Agent": USER_AGENT}, timeout=config.timeout, connect_timeout=config.connect_timeout,
@@ -165,13 +154,13 @@ class InferenceClient(TaskMethods):
                                         timeout=timeout, connect_timeout=config.connect_timeout)
 
     def _execute(self, call: Call) -> Any:
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             call = self._prepare(call)
             exchange, body = self._request(call)
             return parse_response(self._config, call, exchange.status, exchange.headers, body or b"")
 
     def _stream(self, call: Call) -> "SyncStream":
-        with token_scrubbed(self._config):
+        with e.token_redacted(self._config.token):
             call = self._prepare(call)
             exchange, _ = self._request(call)
             return SyncStream(exchange, StreamProcessor(self._config, call, exchange.status), self._config)
@@ -189,7 +178,7 @@ class SyncStream:
 
     def _iterate(self) -> Iterator[Any]:
         try:
-            with token_scrubbed(self._config):
+            with e.token_redacted(self._config.token):
                 limit = BodyLimit(self._config.max_response_bytes, self._exchange.url)
                 for chunk in self._exchange.iter_body(limit):
                     yield from self._processor.feed(chunk)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "redact",
     "redact_value",
     "redact_error",
+    "token_redacted",
     "transport_error",
 ]
 
@@ -91,6 +93,17 @@ def redact_error(error: BaseException, secret: str | None) -> BaseException:
             setattr(error, link, None)
             error.__suppress_context__ = True
     return error
+
+
+@contextmanager
+def token_redacted(token: Any) -> Iterator[None]:
+    """Every error leaving the block goes out with ``token`` (a secret, or None) scrubbed from
+    it: both clients wrap every call, stream and download in this."""
+    try:
+        yield
+    except (InferenceError, InvalidInputError) as exc:
+        redact_error(exc, token.get_secret_value() if token is not None else None)
+        raise
 
 
 class InferenceError(Exception):

@@ -13,7 +13,7 @@ import email.utils
 import json
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -171,8 +171,6 @@ class Surface:
     name: str
     run: Callable[[str], Any]
     streams: bool = False
-    framework: str = "core"
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _core_sync(url: str) -> Any:
@@ -251,16 +249,16 @@ SURFACES: list[Surface] = [
     Surface("core async", _core_async),
     Surface("core stream", _core_stream, streams=True),
     Surface("core stream async", _core_stream_async, streams=True),
-    Surface("LC embeddings", _lc("embeddings"), framework="langchain"),
-    Surface("LC embeddings async", _lc("embeddings-async"), framework="langchain"),
-    Surface("LC LLM", _lc("llm"), framework="langchain"),
-    Surface("LC LLM async", _lc("llm-async"), framework="langchain"),
-    Surface("LC LLM stream", _lc("llm-stream"), streams=True, framework="langchain"),
-    Surface("LC tool", _lc("tool"), framework="langchain"),
-    Surface("LI embedding", _li("embedding"), framework="llama_index"),
-    Surface("LI embedding async", _li("embedding-async"), framework="llama_index"),
-    Surface("LI LLM", _li("llm"), framework="llama_index"),
-    Surface("LI LLM async", _li("llm-async"), framework="llama_index"),
-    Surface("LI LLM stream", _li("llm-stream"), streams=True, framework="llama_index"),
-    Surface("LI tool", _li("tool"), framework="llama_index"),
+    Surface("LC embeddings", _lc("embeddings")),
+    Surface("LC embeddings async", _lc("embeddings-async")),
+    Surface("LC LLM", _lc("llm")),
+    Surface("LC LLM async", _lc("llm-async")),
+    Surface("LC LLM stream", _lc("llm-stream"), streams=True),
+    Surface("LC tool", _lc("tool")),
+    Surface("LI embedding", _li("embedding")),
+    Surface("LI embedding async", _li("embedding-async")),
+    Surface("LI LLM", _li("llm")),
+    Surface("LI LLM async", _li("llm-async")),
+    Surface("LI LLM stream", _li("llm-stream"), streams=True),
+    Surface("LI tool", _li("tool")),
 ]

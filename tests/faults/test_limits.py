@@ -16,7 +16,7 @@ import pytest
 from hfbridge import APIConnectionError, APITimeoutError, AsyncInferenceClient, InferenceClient, InvalidInputError
 from hfbridge.errors import ResponseTooLargeError, _shorten, transport_error
 from hfbridge.streaming import SSEDecoder
-from tests.scripted_server import Recorded, Reply, ScriptedServer
+from tests.scripted_server import ConcurrencyProbe, Reply, ScriptedServer
 
 from .faults import gzip_bomb
 
@@ -28,27 +28,15 @@ pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
 
 
 def test_threads_sharing_a_client_never_open_more_connections_than_max_concurrency() -> None:
-    in_flight, peak = 0, 0
-    lock = threading.Lock()
-
-    def slowish(_: Recorded) -> Reply:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.002)
-        with lock:
-            in_flight -= 1
-        return OK
-
+    probe = ConcurrencyProbe(OK, delay=0.002)
     with ScriptedServer() as server, InferenceClient(server.url, token=False, max_concurrency=16) as client:
-        server.on(ROUTE, slowish)
+        server.on(ROUTE, probe)
         with ThreadPoolExecutor(max_workers=64) as pool:
             results = list(pool.map(lambda i: client.text_classification(f"x{i}", model=M), range(1200)))
         connections = {r.peer for r in server.requests}
     assert len(results) == 1200 and all(r[0].label == "POSITIVE" for r in results)
     assert len(connections) <= 16, f"{len(connections)} connections for a pool of 16"
-    assert peak <= 16
+    assert probe.peak <= 16
 
 
 def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
