@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import http.client
 import itertools
+import os
 import socket
 import threading
 import time
@@ -65,6 +66,10 @@ class _Watchdog:
     """A heap of watches and one daemon thread that fires each when its time comes."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state (also in a forked child, which inherits the heap but not the thread)."""
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, int, _Watch]] = []
         self._order = itertools.count()
@@ -130,6 +135,8 @@ class _Watchdog:
 
 
 WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHDOG._reset)
 _current = threading.local()  # the watch of the exchange this thread is running
 
 
