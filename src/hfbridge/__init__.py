@@ -25,6 +25,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from .media import BinaryOutput, open_image
@@ -59,5 +60,6 @@ __all__ = [
     "ModelLoadingError",
     "ServerError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "InvalidInputError",
 ]
