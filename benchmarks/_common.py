@@ -26,7 +26,7 @@ class Budget:
 
     name: str
     embed_texts: int = 2000
-    embed_reps: int = 7
+    embed_reps: int = 15
     latency_calls: int = 200
     latency_warmup: int = 10
     import_reps: int = 11

@@ -3,7 +3,9 @@ mode, 2,000 short texts, the same stub server answering precomputed 384-d vector
 
 The numbers are the clients' own cost per text (building requests, HTTP, decoding JSON, the
 framework's wrapping) plus how they use the connection: the stub counts the requests and the
-TCP connections each run made. Each peer is called through its public API the way its docs
+TCP connections each run made. CPU time (``time.process_time``, every thread of this process;
+the stub is another process) is recorded too: texts per CPU second is the steadier figure when
+other sessions hold the cores. Each peer is called through its public API the way its docs
 show, pointed at the stub by URL (huggingface_hub takes a URL as ``model``; LangChain's
 ``HuggingFaceEndpointEmbeddings`` refuses a URL, so its clients are replaced by ones built on
 the stub's URL, as a user of a TEI endpoint would). hfbridge and the raw clients send batches
@@ -48,6 +50,7 @@ class Case:
     error: str | None = None
     close_error: str | None = None
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
     connections: list[int] = field(default_factory=list)
 
@@ -264,13 +267,14 @@ def _run(budget: Budget, all_cases: list[Case]) -> dict[str, Any]:
             if case.error:
                 return
             stub.reset()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 vectors = call(case, items)
             except Exception as exc:
                 case.error = describe_error(exc)
                 return
             case.seconds.append(time.perf_counter() - started)
+            case.cpu.append(time.process_time() - cpu)
             _check(vectors, len(items))
             seen = stub.stats()
             case.requests.append(seen["by_kind"]["embeddings"])
@@ -294,7 +298,8 @@ def _run(budget: Budget, all_cases: list[Case]) -> dict[str, Any]:
             "name": case.name, "family": case.family, "mode": case.mode, "call": case.call, "error": case.error,
             "close_error": case.close_error,
             "texts_per_s": len(items) / seconds if case.seconds else None,
-            "seconds": case.seconds,
+            "texts_per_cpu_s": len(items) / median(case.cpu) if case.cpu else None,
+            "seconds": case.seconds, "cpu_seconds": case.cpu,
             "requests": int(median(case.requests)) if case.requests else None,
             "connections": int(median(case.connections)) if case.connections else None,
         })

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from ._common import load
+from ._common import load, median, percentile
 
 EMBED_TARGET = 3.0
 HTTPX_TARGET = 1.2
@@ -24,6 +24,12 @@ COMMAND = "bash scripts/run.sh bench  (or: .venv/bin/python -m benchmarks.run)"
 
 #: the framework peer each hfbridge layer is held against (the core: every peer client)
 SAME_LAYER_PEER = {"hfbridge LangChain": "langchain-huggingface", "hfbridge LlamaIndex": "LlamaIndex HF API"}
+
+#: why a peer fails where it is known (read in its source), shown when that row fails
+KNOWN_PEER_FAILURES = {
+    ("LlamaIndex HF API", "sync"): "its sync `_get_text_embeddings` runs each batch on a new event loop and closes it, "
+    "while its one `AsyncInferenceClient` keeps the pooled connections opened on the previous loop: the second batch fails",
+}
 
 
 def _f(value: float | None, digits: int = 0, suffix: str = "") -> str:
@@ -40,6 +46,14 @@ def _ratio(a: float | None, b: float | None) -> float:
     return a / b if a is not None and b else math.nan
 
 
+def _spread(seconds: list[float] | None) -> str:
+    """The interquartile range of the repetitions' times, as a share of their median: how much
+    of a ratio is the machine's noise."""
+    if not seconds or len(seconds) < 4:
+        return "-"
+    return f"{(percentile(seconds, 75) - percentile(seconds, 25)) / median(seconds):.0%}"
+
+
 def _status(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**MET**" if ok else "**MISSED**")
 
@@ -54,9 +68,13 @@ def _load_note(data: dict[str, Any]) -> str:
     m = data["machine"]
     start = m.get("load_average_at_start")
     start_text = f"{start[0]:.2f} at the start, " if start else ""
-    return (f"Run {m['time']} ({data['budget']} budget); load average {start_text}"
+    note = (f"Run {m['time']} ({data['budget']} budget); load average {start_text}"
             f"{m['load_average'][0]:.2f} / {m['load_average'][1]:.2f} / {m['load_average'][2]:.2f} (1/5/15 min) at the end, "
             f"{m['cpus']} CPUs shared with other sessions.")
+    if max([m["load_average"][0]] + (start or [])[:1]) > m["cpus"]:
+        note += (" The load exceeded the CPU count: wall times include waits for a core (the client's and the "
+                 "server's), CPU times do not.")
+    return note
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +86,10 @@ def _embeddings(data: dict[str, Any], targets: list[list[str]]) -> list[str]:
            f"{data['texts']:,} short texts against the stub (127.0.0.1, its own process, precomputed 384-d vectors). "
            f"texts/s is the median of {data['reps']} interleaved repetitions; requests and connections are what the "
            "stub saw in one run (connections: distinct TCP connections that carried requests). Ratios are against the "
-           "best peer client in the same mode and against raw httpx in the same mode.", "", _load_note(data), ""]
+           "best peer client in the same mode and against raw httpx in the same mode, on texts/s (wall); texts per CPU "
+           "second (this process's CPU, every thread) is the client's cost without the waits for a core. IQR: the "
+           "interquartile range of the repetitions' times over their median (the noise a ratio carries).", "",
+           _load_note(data), ""]
     for mode in ("sync", "async"):
         in_mode = [r for r in rows if r["mode"] == mode]
         peers = [r for r in in_mode if r["family"] == "peer" and r["texts_per_s"]]
@@ -78,11 +99,11 @@ def _embeddings(data: dict[str, Any], targets: list[list[str]]) -> list[str]:
         for r in in_mode:
             table.append([f"{r['name']}", r["family"], f"`{r['call']}`",
                           _f(r["texts_per_s"]) if not r["error"] else f"failed: {r['error'][:120]}",
-                          _f(r["requests"]), _f(r["connections"]),
+                          _spread(r.get("seconds")), _f(r.get("texts_per_cpu_s")), _f(r["requests"]), _f(r["connections"]),
                           _x(_ratio(r["texts_per_s"], best and best["texts_per_s"])),
                           _x(_ratio(r["texts_per_s"], httpx and httpx["texts_per_s"]))])
-        out += [f"### {mode}", "", *_table(["client", "kind", "call", "texts/s", "requests", "connections",
-                                             "x best peer", "x httpx"], table, "lllrrrrr"), ""]
+        out += [f"### {mode}", "", *_table(["client", "kind", "call", "texts/s", "IQR", "texts per CPU s", "requests",
+                                             "connections", "x best peer", "x httpx"], table, "lllrrrrrrr"), ""]
         for r in in_mode:
             if r["family"] != "hfbridge":
                 continue
@@ -100,7 +121,9 @@ def _embeddings(data: dict[str, Any], targets: list[list[str]]) -> list[str]:
     failed = [r for r in rows if r["error"]]
     if failed:
         out += ["Failures (the client raised; reported, not hidden):", ""]
-        out += [f"- {r['name']} ({r['mode']}): `{r['error']}`" for r in failed]
+        out += [f"- {r['name']} ({r['mode']}): `{r['error']}`"
+                + (f"; {KNOWN_PEER_FAILURES[(r['name'], r['mode'])]}" if (r["name"], r["mode"]) in KNOWN_PEER_FAILURES else "")
+                for r in failed]
         out.append("")
     return out
 
@@ -270,8 +293,9 @@ def _serving(data: dict[str, Any], targets: list[list[str]]) -> list[str]:
         table.append([r["name"], _f(r["rate"], 1) if not r["error"] else f"failed: {r['error'][:100]}",
                       _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["requests"]),
                       _x(_ratio(r["rate"], raw32 and raw32["rate"]))])
+    samples = "latency samples, all reps (server: requests; raw: batches)"
     out += ["### Embeddings: all-MiniLM-L6-v2", "",
-            *_table(["run", "texts/s", "p50 ms", "p99 ms", "requests (all reps)", "x raw batch 32"], table), ""]
+            *_table(["run", "texts/s", "p50 ms", "p99 ms", samples, "x raw batch 32"], table), ""]
     one = {r["texts"]: r for r in embed if r["source"] == "server" and r["clients"] == 1}
     for texts in (1, 32):
         r32 = next((r for r in embed if r["source"] == "server" and r["clients"] == 32 and r["texts"] == texts), None)
@@ -295,7 +319,8 @@ def _serving(data: dict[str, Any], targets: list[list[str]]) -> list[str]:
                       _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["requests"]),
                       _x(_ratio(r["rate"], raw and raw["rate"])) if r["source"] == "server" else ""])
     out += [f"### Generation: SmolLM2-135M-Instruct, greedy, {data['generation_tokens']} new tokens per request", "",
-            *_table(["run", "tokens/s", "p50 ms", "p99 ms", "requests (all reps)", "x raw, same batch"], table), ""]
+            *_table(["run", "tokens/s", "p50 ms", "p99 ms", "latency samples, all reps (server: requests; raw: prompts)",
+                     "x raw, same batch"], table), ""]
     baseline = _baseline()
     server_gen = {r["clients"]: r for r in gen if r["source"] == "server" and r["rate"]}
     for clients in (4, 16):
@@ -353,8 +378,10 @@ def _chart(path: Path, sections: dict[str, dict[str, Any] | None]) -> bool:
     lat = sections.get("latency")
     if lat:
         rows = [r for r in lat["rows"] if r["median_ms"]]
-        bars(axes[0][2], [f"{r['kind'][:4]}: {r['name']}" for r in rows], [r["median_ms"] for r in rows],
-             [r["family"] for r in rows], "One call: median ms (lower is better)", "ms")
+        ax = axes[0][2]
+        ax.barh(list(range(len(rows))), [r["median_ms"] for r in rows], color=[colours[r["family"]] for r in rows], alpha=0.35)
+        bars(ax, [f"{r['kind'][:4]}: {r['name']}" for r in rows], [r["cpu_ms"] for r in rows],
+             [r["family"] for r in rows], "One call: CPU ms (solid), median wall ms (pale)", "ms")
     imp = sections.get("imports")
     if imp:
         rows = [r for r in imp["rows"] if r["cpu_ms"] and r["group"] in ("core", "langchain", "llama-index", "framework")]
@@ -373,6 +400,7 @@ def _chart(path: Path, sections: dict[str, dict[str, Any] | None]) -> bool:
                 ax.axhline(r["rate"], linestyle="--", color=colours["raw"] if r["clients"] == 32 else "#bbbbbb",
                            label=f"raw forward pass, batch {r['clients']}")
         ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 8, 32], ["1", "8", "32"])
         ax.set_xlabel("concurrent clients", fontsize=8)
         ax.set_title("hfbridge serve, all-MiniLM-L6-v2: texts/s", fontsize=10)
         ax.legend(fontsize=7)
@@ -384,6 +412,7 @@ def _chart(path: Path, sections: dict[str, dict[str, Any] | None]) -> bool:
         if raw:
             ax.plot(*zip(*raw), "s--", color=colours["raw"], label="raw generate (batch size)")
         ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 4, 16], ["1", "4", "16"])
         ax.set_xlabel("clients / batch size", fontsize=8)
         ax.set_title("SmolLM2-135M generation: tokens/s", fontsize=10)
         ax.legend(fontsize=7)
@@ -431,7 +460,7 @@ def write_report(out: Path) -> Path:
     missed = sum(1 for t in targets if t[2] == "**MISSED**")
     head = ["# Benchmark results: hfbridge side by side with its peers", "",
             f"Written by `{COMMAND}`; the harness is described in [README.md](README.md).",
-            "" if budgets != {"quick"} else "\n**Quick run: too few repetitions to quote; it only checks the harness.**", "",
+            *([] if budgets != {"quick"} else ["", "**Quick run: too few repetitions to quote; it only checks the harness.**"]), "",
             "Every figure is a median of interleaved repetitions (A, B, C, A, B, C, ...) on one shared 2-core machine; ratios "
             "are of medians from the same run. The load average of each section is given with it.", ""]
     if version_lines:
