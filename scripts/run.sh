@@ -3,6 +3,7 @@
 #   bash scripts/run.sh demo    # the main job: hfbridge demo against the embedded local server
 #   bash scripts/run.sh test    # the test suite, offline, replaying cassettes
 #   bash scripts/run.sh record  # re-record the adapters' cassettes from hfbridge serve (see README)
+#   bash scripts/run.sh bench   # the side-by-side benchmarks -> benchmarks/RESULTS.md (--quick: a few minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,13 @@ case "$cmd" in
   demo) exec "$VENV/bin/hfbridge" demo "$@" ;;
   test) exec "$PY" -m pytest "$@" ;;
   record) exec "$PY" -m pytest tests/langchain tests/llama_index --hf-record-mode="${HFBRIDGE_RECORD_MODE:-all}" "$@" ;;
-  *) echo "usage: bash scripts/run.sh demo|test|record [args...]" >&2; exit 2 ;;
+  bench)
+    if ! "$PY" -c "import matplotlib, langchain_huggingface, llama_index.llms.huggingface_api, llama_index.embeddings.huggingface_api" >/dev/null 2>&1; then
+      "$PY" -m pip install -q -e ".[bench]"
+      # langchain-huggingface declares huggingface-hub<2; --no-deps keeps the huggingface_hub
+      # that transformers was resolved with (it works against it for everything measured)
+      "$PY" -m pip install -q --no-deps "langchain-huggingface==1.2.3"
+    fi
+    exec "$PY" -m benchmarks.run "$@" ;;
+  *) echo "usage: bash scripts/run.sh demo|test|record|bench [args...]" >&2; exit 2 ;;
 esac
