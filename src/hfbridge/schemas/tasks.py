@@ -150,6 +150,9 @@ class TableQuestionAnsweringInputs(_Request):
 # --------------------------------------------------------------------------------------------
 # Request bodies (JSON)
 # --------------------------------------------------------------------------------------------
+#: the hosted API and TEI take a batch of texts where they take one: one answer per text, in order
+TextOrTexts = Union[str, list[str]]
+
 class InferenceRequest(_TaskRequest):
     """The generic body of ``/models/{model_id}`` and ``/pipeline/{task}``."""
 
@@ -165,12 +168,12 @@ class TextGenerationRequest(_TaskRequest):
 
 
 class TextClassificationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: ClassificationParameters | None = None
 
 
 class TokenClassificationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: TokenClassificationParameters | None = None
 
 
@@ -180,22 +183,22 @@ class QuestionAnsweringRequest(_TaskRequest):
 
 
 class SummarizationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: SummarizationParameters | None = None
 
 
 class TranslationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: TranslationParameters | None = None
 
 
 class Text2TextGenerationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: Text2TextGenerationParameters | None = None
 
 
 class FillMaskRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: FillMaskParameters | None = None
 
 
