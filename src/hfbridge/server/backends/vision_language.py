@@ -93,8 +93,18 @@ def build_tiny_clip(target_dir: Path) -> None:
 
     from ._tokenizers import train_bpe
 
+    from tokenizers import processors
+
     tokenizer = train_bpe()
     tokenizer.model_max_length = 77
+    # CLIP pools the text at its end token. transformers reads an end token of id 2 as the
+    # original CLIP's convention (the end token has the highest id: take the argmax), which
+    # would pool every label at the same word; CLIP's own <|endoftext|>, added last, avoids it.
+    tokenizer.add_special_tokens({"eos_token": "<|endoftext|>"})
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A <|endoftext|>", special_tokens=[("<s>", bos), ("<|endoftext|>", eos)]
+    )
     torch.manual_seed(_SEED)
     config = CLIPConfig(
         text_config={
