@@ -247,7 +247,7 @@ TASKS: dict[Task, TaskSpec] = {
                  "Classify a text into labels you choose, with no training.", ZeroShotArgs,
                  spec_route=True),
         TaskSpec(_T.TABLE_QUESTION_ANSWERING, "table_question_answering", _K.TABLE,
-                 s.TableQuestionAnsweringRequest, s.NoParameters,
+                 s.TableQuestionAnsweringRequest, s.TableQuestionAnsweringParameters,
                  "Answer a question about a table given as columns of cells.", TableArgs),
         TaskSpec(_T.CONVERSATIONAL, "conversational", _K.MESSAGES, s.ConversationalRequest,
                  s.ChatCompletionParameters, "Reply to a chat message.", ChatArgs),

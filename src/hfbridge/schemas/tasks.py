@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ._base import FieldProblem, _Request, _Response  # noqa: F401
 from .grammar import Grammar
@@ -125,6 +125,23 @@ class TextToImageParameters(_Request):
     seed: int | None = Field(default=None, ge=0)
 
 
+class TableQuestionAnsweringParameters(_Request):
+    """The hosted API's parameters. huggingface_hub also repeats the model (id or URL) here;
+    the route already names it, so it is accepted and carries no meaning."""
+
+    model: str | None = None
+    padding: Literal["do_not_pad", "longest", "max_length"] | None = None
+    truncation: bool | None = None
+    sequential: bool | None = None
+
+    @field_validator("sequential")
+    @classmethod
+    def _one_query(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError("sequential (TAPAS's conversational mode) is not supported: each query is answered on its own")
+        return value
+
+
 class NoParameters(_Request):
     """Tasks whose spec defines no parameters still accept an empty ``parameters`` object."""
 
@@ -219,7 +236,7 @@ class ZeroShotClassificationRequest(_TaskRequest):
 
 class TableQuestionAnsweringRequest(_TaskRequest):
     inputs: TableQuestionAnsweringInputs
-    parameters: NoParameters | None = None
+    parameters: TableQuestionAnsweringParameters | None = None
 
 
 class BinaryJSONRequest(_TaskRequest):

@@ -202,6 +202,7 @@ def _describe(server: _Server, entry: ModelEntry) -> dict[str, Any]:
         "source": entry.source,
         "state": server.models.state(entry.model_id).value,
         "meaningless": entry.is_tiny,
+        "reranks": entry.reranks,
         "description": entry.description,
     }
 
