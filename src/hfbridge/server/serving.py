@@ -11,7 +11,7 @@
   ``{object: "list", data: [{object, index, embedding}], model, usage}``; ``dimensions`` keeps the
   first N dimensions and rescales them to unit length (Matryoshka-style, as OpenAI does);
   ``encoding_format="base64"`` sends little-endian float32 bytes, which the ``openai`` package
-  asks for by default.
+  asks for by default. Its errors are OpenAI's ``{"error": {"message", "type", "param"}}``.
 
 Truncation defaults to on (TEI's ``--auto-truncate``); ``truncate: false`` makes an over-long
 text a 400 naming it.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -100,13 +101,23 @@ def add_serving_routes(app: FastAPI, server: Any) -> None:
         return _json({"object": "list", "data": data, "model": entry.model_id,
                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
+    async def openai_errors(request: Request, model_id: str | None) -> Response:
+        """Errors in OpenAI's shape, so OpenAI clients show the message (and the field)."""
+        try:
+            return await embeddings(request, model_id)
+        except HTTPProblem as problem:
+            match = re.match(r"Error in `([^`]+)`", problem.message)
+            kind = "invalid_request_error" if problem.status < 500 else "server_error"
+            error = {"message": problem.message, "type": kind, "param": match.group(1) if match else None, "code": None}
+            return _json({"error": error, **problem.extra}, problem.status, problem.headers)
+
     @app.post("/v1/embeddings")
     async def embeddings_default(request: Request) -> Response:
-        return await embeddings(request, None)
+        return await openai_errors(request, None)
 
     @app.post("/models/{model_id:path}/v1/embeddings")
     async def embeddings_model(model_id: str, request: Request) -> Response:
-        return await embeddings(request, model_id)
+        return await openai_errors(request, model_id)
 
 
 def _default(server: Any, task: Task) -> ModelEntry:
