@@ -21,6 +21,9 @@ pytestmark = pytest.mark.hf_cassette
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 IMAGE = str(ASSETS / "image.png")
+#: the same photo at 64x64 and the speech's first 1.5 s (keep the hosted-only tools' cassettes small)
+SMALL_IMAGE = str(ASSETS / "small.png")
+SHORT_AUDIO = str(ASSETS / "short.flac")
 AUDIO = str(ASSETS / "sample1.flac")
 
 #: what an agent would pass each tool
@@ -48,11 +51,11 @@ EXAMPLES: dict[Task, dict[str, Any]] = {
 }
 #: the hosted API's tasks beyond the spec (their tools come from the same registry)
 HOSTED_EXAMPLES: dict[Task, dict[str, Any]] = {
-    Task.DOCUMENT_QUESTION_ANSWERING: {"image": IMAGE, "question": "What is the total amount?"},
-    Task.VISUAL_QUESTION_ANSWERING: {"image": IMAGE, "question": "Who is in the picture?"},
-    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: {"image": IMAGE, "candidate_labels": ["woman", "cat", "tree"]},
-    Task.AUDIO_TO_AUDIO: {"audio": AUDIO},
-    Task.IMAGE_TO_IMAGE: {"image": IMAGE, "prompt": "turn the woman into a tiger"},
+    Task.DOCUMENT_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "What is the total amount?"},
+    Task.VISUAL_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "Who is in the picture?"},
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: {"image": SMALL_IMAGE, "candidate_labels": ["woman", "cat", "tree"]},
+    Task.AUDIO_TO_AUDIO: {"audio": SHORT_AUDIO},
+    Task.IMAGE_TO_IMAGE: {"image": SMALL_IMAGE, "prompt": "turn the woman into a tiger"},
     Task.TABULAR_CLASSIFICATION: {"table": {"sepal_length": ["5.1"], "sepal_width": ["3.5"], "petal_length": ["1.4"], "petal_width": ["0.2"]}},
     Task.TABULAR_REGRESSION: {"table": {name: ["0.03"] for name in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}},
 }

@@ -48,7 +48,7 @@ CHECKS: dict[Task, Callable[[Any], bool]] = {
     Task.VISUAL_QUESTION_ANSWERING: lambda r: len(r) == 5 and r[0].score >= r[-1].score,
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: lambda r: sorted(c.label for c in r) == ["cat", "tree", "woman"],
     Task.AUDIO_TO_AUDIO: lambda r: bytes(r[0].audio()[:4]) == b"fLaC",
-    Task.IMAGE_TO_IMAGE: lambda r: isinstance(r, BinaryOutput) and r.to_pil().size == (64, 64),
+    Task.IMAGE_TO_IMAGE: lambda r: isinstance(r, BinaryOutput) and r.to_pil().size == (64, 64),  # the input's size
     Task.TABULAR_CLASSIFICATION: lambda r: r == ["setosa"],  # real: trained on the iris flowers
     Task.TABULAR_REGRESSION: lambda r: len(r) == 1 and isinstance(r[0], float),
 }

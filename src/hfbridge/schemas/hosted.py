@@ -22,6 +22,7 @@ from ._base import FieldProblem, _Request, _Response
 from .tasks import Options
 
 __all__ = [
+    "ImageQuestionInputs",
     "DocumentQuestionAnsweringParameters",
     "DocumentQuestionAnsweringInputs",
     "DocumentQuestionAnsweringRequest",
@@ -80,7 +81,9 @@ class DocumentQuestionAnsweringParameters(_Request):
     word_boxes: list[Union[str, list[float]]] | None = None
 
 
-class DocumentQuestionAnsweringInputs(_Request):
+class ImageQuestionInputs(_Request):
+    """A base64 image and a question about it (document and visual question answering)."""
+
     image: str
     question: str
 
@@ -88,8 +91,11 @@ class DocumentQuestionAnsweringInputs(_Request):
     _text = field_validator("question")(_question)
 
 
+DocumentQuestionAnsweringInputs = VisualQuestionAnsweringInputs = ImageQuestionInputs
+
+
 class DocumentQuestionAnsweringRequest(_Request):
-    inputs: DocumentQuestionAnsweringInputs
+    inputs: ImageQuestionInputs
     parameters: DocumentQuestionAnsweringParameters | None = None
     options: Options | None = None
 
@@ -111,19 +117,11 @@ class VisualQuestionAnsweringParameters(_Request):
     top_k: int | None = Field(default=None, ge=1)
 
 
-class VisualQuestionAnsweringInputs(_Request):
-    image: str
-    question: str
-
-    _image = field_validator("image")(_base64_image)
-    _text = field_validator("question")(_question)
-
-
 class VisualQuestionAnsweringRequest(_Request):
     """Documented: ``{"inputs": {"image", "question"}}``. huggingface_hub sends
     ``{"inputs": <base64 image>, "question", "image"}``; both end as ``inputs`` objects."""
 
-    inputs: VisualQuestionAnsweringInputs
+    inputs: ImageQuestionInputs
     parameters: VisualQuestionAnsweringParameters | None = None
     options: Options | None = None
 
