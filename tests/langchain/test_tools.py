@@ -3,6 +3,7 @@ from the task registry like the tools themselves; and the toolkit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,8 @@ def test_toolkit_hosted_only_tools_called_the_way_an_agent_calls_them(tmp_path: 
     image_path = answers["image_to_image"].content.rsplit(" to ", 1)[1]
     assert Path(image_path).read_bytes() == bytes(answers["image_to_image"].artifact)
     assert answers["tabular_classification"].artifact == ["setosa"]  # real: trained on the iris flowers
+    clips = json.loads(answers["audio_to_audio"].content)  # files, not base64 in the agent's context
+    assert Path(clips[0]["path"]).read_bytes()[:4] == b"fLaC" and Path(clips[0]["path"]).parent == tmp_path
     assert [c.label for c in answers["zero_shot_image_classification"].artifact] != []
 
 
