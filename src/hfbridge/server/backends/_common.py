@@ -75,7 +75,7 @@ def parse_parameters(task: Task, parameters: Mapping[str, Any]) -> BaseModel:
         return model.model_validate(dict(parameters))
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(["parameters", *(str(part) for part in error["loc"])])
+        field = ".".join(str(part) for part in error["loc"]) or "parameters"
         raise BackendInputError(field, error["msg"]) from None
 
 

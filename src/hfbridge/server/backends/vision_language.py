@@ -75,6 +75,8 @@ class ZeroShotImageBackend(Backend):
         self.meaningless = is_tiny(location)
 
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+        if not parameters.get("candidate_labels"):  # raw image bytes carry no parameters at all
+            raise BackendInputError("parameters.candidate_labels", "is required: the labels to choose from")
         params = parse_parameters(task, parameters)
         image = decode_image(inputs)
         template = params.hypothesis_template or self.DEFAULT_TEMPLATE
