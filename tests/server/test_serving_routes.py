@@ -215,14 +215,22 @@ def test_openai_async_client(live_server: Any) -> None:
 
 def test_langchain_openai_embeddings(live_server: Any) -> None:
     lc_openai = pytest.importorskip("langchain_openai")
-    embeddings = lc_openai.OpenAIEmbeddings(model=MINILM, base_url=f"{live_server.url}/v1", api_key="unused",
-                                            check_embedding_ctx_length=False, max_retries=0)
-    documents = embeddings.embed_documents(PASSAGES)
-    query = embeddings.embed_query("What is the capital of France?")
+    import httpx
+
+    async def embed_async(embeddings: Any, client: httpx.AsyncClient) -> list[float]:
+        async with client:  # langchain-openai never closes the clients it is given
+            return await embeddings.aembed_query("What is the capital of France?")
+
+    common = {"model": MINILM, "base_url": f"{live_server.url}/v1", "api_key": "unused",
+              "check_embedding_ctx_length": False, "max_retries": 0}
+    with httpx.Client() as http:
+        aclient = httpx.AsyncClient()
+        embeddings = lc_openai.OpenAIEmbeddings(**common, http_client=http, http_async_client=aclient)
+        documents = embeddings.embed_documents(PASSAGES)
+        query = embeddings.embed_query("What is the capital of France?")
+        assert asyncio.run(embed_async(embeddings, aclient)) == pytest.approx(query, abs=1e-6)
+        short = lc_openai.OpenAIEmbeddings(**common, dimensions=32, http_client=http)
+        assert len(short.embed_query("hello")) == 32
     assert len(documents) == len(PASSAGES) and len(query) == 384
     scores = [sum(a * b for a, b in zip(query, d)) for d in documents]
     assert max(range(len(scores)), key=scores.__getitem__) == 2  # the Paris passage
-    assert asyncio.run(embeddings.aembed_query("What is the capital of France?")) == pytest.approx(query, abs=1e-6)
-    short = lc_openai.OpenAIEmbeddings(model=MINILM, base_url=f"{live_server.url}/v1", api_key="unused",
-                                       check_embedding_ctx_length=False, dimensions=32, max_retries=0)
-    assert len(short.embed_query("hello")) == 32
