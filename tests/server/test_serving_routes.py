@@ -150,8 +150,11 @@ def test_a_bad_text_in_a_batch_is_named(live_server: Any) -> None:
     assert response.status_code == 400 and "`inputs.1`" in response.json()["error"]
     empty = post(live_server, f"/models/{model}", {"inputs": ["Paris is the [MASK].", ""]})
     assert empty.status_code == 400 and "`inputs.1`" in empty.json()["error"]
-    too_many = post(live_server, f"/models/{model}", {"inputs": ["a [MASK]"] * 129})
-    assert too_many.status_code == 400 and "at most 128" in too_many.json()["error"]
+    limit = live_server.settings.limits.max_inputs
+    too_many = post(live_server, f"/models/{model}", {"inputs": ["a [MASK]"] * (limit + 1)})
+    assert too_many.status_code == 400 and f"allows ({limit})" in too_many.json()["error"]
+    reranks = post(live_server, "/rerank", {"query": "q", "texts": ["a"] * (limit + 1)})
+    assert reranks.status_code == 400 and "`texts`" in reranks.json()["error"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class _Echo:
 
 
 def test_batches_answer_per_text_in_order_and_name_the_bad_one() -> None:
-    from hfbridge.server.answers import MAX_BATCH, predict
+    from hfbridge.server.answers import predict
     from hfbridge.server.backends import BackendInputError
 
     backend = _Echo()
@@ -204,5 +204,38 @@ def test_batches_answer_per_text_in_order_and_name_the_bad_one() -> None:
     with pytest.raises(BackendInputError) as info:
         predict(backend, Task.SUMMARIZATION, ["a", "bad"], {})
     assert info.value.field == "inputs.1"
-    with pytest.raises(BackendInputError, match=f"at most {MAX_BATCH}"):
-        predict(backend, Task.SUMMARIZATION, ["a"] * (MAX_BATCH + 1), {})
+
+
+@pytest.mark.parametrize(("task", "inputs", "parameters", "field"), [
+    (Task.FILL_MASK, ["a [MASK]"] * 3, {}, "inputs"),
+    (Task.SUMMARIZATION, ["a"] * 3, {}, "inputs"),
+    (Task.TABULAR_REGRESSION, {"data": {"x": ["1", "2", "3"]}}, {}, "inputs.data"),
+    (Task.ZERO_SHOT_IMAGE_CLASSIFICATION, b"", {"candidate_labels": ["a", "b", "c"]}, "parameters.candidate_labels"),
+    (Task.IMAGE_TO_IMAGE, b"", {"target_size": {"width": 64, "height": 4096}}, "parameters.target_size.height"),
+    (Task.IMAGE_TO_IMAGE, b"", {"num_inference_steps": 500}, "parameters.num_inference_steps"),
+])
+def test_server_caps_cover_batches_and_the_new_tasks(task: Task, inputs: Any, parameters: dict[str, Any], field: str) -> None:
+    from hfbridge.server.limits import Limits, check_job
+    from hfbridge.server.parsing import HTTPProblem, Job
+
+    with pytest.raises(HTTPProblem) as info:
+        check_job(Job(task, inputs, parameters), Limits(max_inputs=2))
+    assert f"`{field}`" in info.value.message
+    check_job(Job(task, inputs[:2] if isinstance(inputs, list) else inputs, {}), Limits(max_inputs=2))
+
+
+def test_an_image_inside_json_inputs_is_bounded_from_its_header() -> None:
+    import io
+
+    from PIL import Image
+
+    from hfbridge.server.limits import Limits, check_media
+    from hfbridge.server.parsing import HTTPProblem, Job
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(buffer, format="PNG")
+    inputs = {"image": base64.b64encode(buffer.getvalue()).decode(), "question": "q"}
+    check_media(Job(Task.VISUAL_QUESTION_ANSWERING, inputs, {}), Limits())
+    with pytest.raises(HTTPProblem) as info:
+        check_media(Job(Task.DOCUMENT_QUESTION_ANSWERING, inputs, {}), Limits(max_image_pixels=300 * 199))
+    assert "`inputs.image`" in info.value.message and "max-image-pixels" in info.value.message

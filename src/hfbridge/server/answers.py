@@ -3,7 +3,8 @@
 * Batches: the hosted API and TEI take a list of texts where they take one text (text and token
   classification, fill-mask, summarization, translation, text2text) and answer one result per
   text, in order. A backend answers one text at a time; :func:`predict` runs it per text and
-  lists the answers, naming the text (``inputs.3``) when one of them is refused.
+  lists the answers, naming the text (``inputs.3``) when one of them is refused. How many texts
+  one request may hold is the server's ``max_inputs`` (:mod:`.limits`).
 * Route shapes: the spec's routes (``/models/{id}/{task}``, ``/pipeline/{task}``) answer the
   spec's shapes, the hosted API's routes (``/models/{id}``, ``/models/{id}/pipeline/{task}``,
   ``/pipeline/{task}/{id}``) the hosted API's current ones. They differ in two places:
@@ -20,7 +21,7 @@ from typing import Any
 from ..tasks import Task
 from .backends import BackendInputError
 
-__all__ = ["RouteKind", "BATCHED_TASKS", "MAX_BATCH", "predict", "route_shape"]
+__all__ = ["RouteKind", "BATCHED_TASKS", "predict", "route_shape"]
 
 #: tasks whose ``inputs`` may be a list of texts
 BATCHED_TASKS = frozenset({
@@ -29,8 +30,6 @@ BATCHED_TASKS = frozenset({
 })
 #: tasks whose one-text answer is a list of one result; in a batch each text gets the result
 _SINGLE_IN_LIST = frozenset({Task.TEXT_CLASSIFICATION, Task.SUMMARIZATION, Task.TRANSLATION, Task.TEXT2TEXT_GENERATION})
-#: texts per request: bounds one request's CPU time
-MAX_BATCH = 128
 
 
 class RouteKind(str, Enum):
@@ -43,8 +42,6 @@ def predict(backend: Any, task: Task, inputs: Any, parameters: dict[str, Any]) -
     """The backend's answer; a list of texts for a batched task is answered text by text."""
     if task not in BATCHED_TASKS or not isinstance(inputs, list):
         return backend.predict(task, inputs, parameters)
-    if len(inputs) > MAX_BATCH:
-        raise BackendInputError("inputs", f"{len(inputs)} texts; at most {MAX_BATCH} per request")
     answers = []
     for index, text in enumerate(inputs):
         try:

@@ -19,7 +19,6 @@ text a 400 naming it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from typing import Any, Callable
@@ -31,6 +30,7 @@ from fastapi.responses import Response
 from .. import schemas as s
 from ..tasks import Task
 from .backends import BackendInputError
+from .cancellation import Cancelled, raise_if_cancelled
 from .parsing import HTTPProblem, Job, _validate, decode_json, options_from
 from .registry import ModelEntry
 
@@ -56,7 +56,8 @@ def add_serving_routes(app: FastAPI, server: Any) -> None:
         kind = entry.reranks
         if kind is None:
             raise HTTPProblem(400, f"Model {entry.model_id} does not rerank (its registry entry has no options.rerank)")
-        scores = await _execute(server, entry, headers, lambda backend: _rerank(backend, kind, body))
+        _at_most(server, "texts", len(body.texts))
+        scores = await _execute(server, request, entry, headers, lambda backend: _rerank(backend, kind, body))
         ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)[: body.top_n]
         return _json([
             {"index": i, "score": scores[i], **({"text": body.texts[i]} if body.return_text else {})} for i in ranked
@@ -77,7 +78,8 @@ def add_serving_routes(app: FastAPI, server: Any) -> None:
         if Task.TEXT_CLASSIFICATION not in entry.tasks:
             raise HTTPProblem(400, f"Model {entry.model_id} is not a text-classification model; /predict needs one")
         sequences, batch = _predict_inputs(body.inputs)
-        answers = await _execute(server, entry, headers, lambda backend: _classify(backend, sequences, body))
+        _at_most(server, "inputs", len(sequences))
+        answers = await _execute(server, request, entry, headers, lambda backend: _classify(backend, sequences, body))
         return _json(answers if batch else answers[0])
 
     @app.post("/predict")
@@ -96,7 +98,8 @@ def add_serving_routes(app: FastAPI, server: Any) -> None:
         if Task.FEATURE_EXTRACTION not in entry.tasks:
             raise HTTPProblem(400, f"Error in `model`: {entry.model_id} is not an embedding model (feature-extraction)")
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
-        vectors, tokens = await _execute(server, entry, headers, lambda backend: _embed(backend, texts, body.dimensions))
+        _at_most(server, "input", len(texts))
+        vectors, tokens = await _execute(server, request, entry, headers, lambda backend: _embed(backend, texts, body.dimensions))
         data = [{"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)} for i, v in enumerate(vectors)]
         return _json({"object": "list", "data": data, "model": entry.model_id,
                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
@@ -127,8 +130,9 @@ def _default(server: Any, task: Task) -> ModelEntry:
     return entry
 
 
-async def _execute(server: Any, entry: ModelEntry, headers: dict[str, str], work: Callable[[Any], Any]) -> Any:
-    """``work(backend)`` on an inference thread under the model's lock, as task routes run."""
+async def _execute(server: Any, request: Request, entry: ModelEntry, headers: dict[str, str], work: Callable[[Any], Any]) -> Any:
+    """``work(backend)`` on an inference thread under the model's lock, cancelled when the
+    client leaves, as task routes run."""
     from .app import _ready_backend
 
     _, wait = options_from(None, headers)
@@ -137,12 +141,23 @@ async def _execute(server: Any, entry: ModelEntry, headers: dict[str, str], work
 
     def run() -> Any:
         with lock:
+            raise_if_cancelled()  # the client may have left while this waited for the model
             return work(backend)
 
     try:
-        return await asyncio.get_running_loop().run_in_executor(server.models.inference, run)
+        return await server.jobs.run(server.models.inference, run, request.receive)
     except BackendInputError as exc:
         raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+    except Cancelled:
+        raise HTTPProblem(499, "The client closed the connection before the answer was ready") from None
+
+
+def _at_most(server: Any, field: str, count: int) -> None:
+    """The server's ``max_inputs`` cap, as the task routes apply it."""
+    limit = server.settings.limits.max_inputs
+    if count > limit:
+        raise HTTPProblem(400, f"Error in `{field}`: {count} items is more than this server allows ({limit}); "
+                               f"the operator can raise it with hfbridge serve --max-inputs")
 
 
 def _truncate(flag: bool | None) -> bool:
