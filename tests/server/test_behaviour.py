@@ -54,7 +54,7 @@ BAD_BODIES: dict[Task, list[tuple[Any, str]]] = {
     Task.VISUAL_QUESTION_ANSWERING: [({"inputs": "aGVsbG8="}, "question"), ({"inputs": {"question": "q"}}, "inputs.image"),
                                      ({"inputs": {"image": "aGVsbG8=", "question": "q"}}, "inputs.image")],
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: [({"inputs": "aGVsbG8=", "parameters": {"candidate_labels": []}}, "parameters.candidate_labels"),
-                                          ({"inputs": "aGVsbG8=", "parameters": {}}, "parameters.candidate_labels")],
+                                          ({"inputs": BODIES[Task.IMAGE_CLASSIFICATION]["inputs"], "parameters": {}}, "parameters.candidate_labels")],
     Task.AUDIO_TO_AUDIO: [({"inputs": "aGVsbG8="}, "inputs"), ({"inputs": "aGVsbG8=", "parameters": {"x": 1}}, "parameters.x")],
     Task.IMAGE_TO_IMAGE: [({"inputs": "aGVsbG8="}, "inputs"), ({"inputs": "aGVsbG8=", "parameters": {"strength": 2}}, "parameters.strength")],
     Task.TABULAR_CLASSIFICATION: [({"inputs": {"data": {"a": ["1"], "b": ["1", "2"]}}}, "inputs.data"),

@@ -99,7 +99,9 @@ def check_job(job: Job, limits: Limits, *, prefix: str = "parameters.") -> None:
         _check_at_most(prefix + name, params.get(name), limits.max_new_tokens, "max_new_tokens", " tokens")
     if job.task in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
         _check_sampling(params, prefix, limits)
-    if job.task is Task.FEATURE_EXTRACTION or job.task in BATCHED_TASKS:
+    if job.task in BATCHED_TASKS:  # a list of texts, one answer each
+        _count("inputs", job.inputs, limits.max_inputs)
+    if job.task is Task.FEATURE_EXTRACTION:
         _count("inputs", job.inputs, limits.max_inputs)
     elif job.task is Task.SENTENCE_SIMILARITY:
         _count("inputs.sentences", job.inputs.get("sentences"), limits.max_inputs)
