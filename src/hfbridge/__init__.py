@@ -25,6 +25,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
 )
 from .media import BinaryOutput, open_image
@@ -62,5 +63,6 @@ __all__ = [
     "ModelLoadingError",
     "ServerError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "InvalidInputError",
 ]

@@ -17,18 +17,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .async_client import AsyncInferenceClient
 from .client import InferenceClient
-from .config import Layout
-from .errors import InvalidInputError
-from .media import BinaryOutput
-from .tasks import OutputKind, Task, TaskSpec
+from .config import ENV_TOKENS, Layout
+from .errors import InvalidInputError, redact_value
+from .media import BinaryOutput, is_url
+from .tasks import InputKind, OutputKind, Task, TaskSpec
+from .tool_inputs import ToolInputPolicy, ToolInputRefused, check_url
 from .validation import require_text
 
 __all__ = [
     "ClientPair",
+    "Closable",
+    "init_hiding_token",
     "embed_batches",
     "aembed_batches",
     "check_texts",
@@ -42,7 +46,10 @@ class ClientPair:
     """A sync and an async client built once from the same settings and shared by every call.
 
     Building a client does no I/O (pools open on first use), so adapters may build one in their
-    constructor. ``close()`` is for the owner only; one stream ending never closes the pair."""
+    constructor. The pair closes only the clients it built (not ones it was given), on
+    ``close()`` / ``aclose()``; clients it forgets are closed when collected, at interpreter
+    exit, and the async one's pools also when their event loop ends. One stream ending never
+    closes the pair."""
 
     def __init__(
         self,
@@ -53,19 +60,23 @@ class ClientPair:
         timeout: float | None = None,
         max_retries: int | None = None,
         max_concurrency: int | None = None,
+        deadline: float | None = None,
         client: InferenceClient | None = None,
         async_client: AsyncInferenceClient | None = None,
     ) -> None:
         settings = dict(base_url=base_url, token=token, layout=layout, timeout=timeout,
-                        max_retries=max_retries, max_concurrency=max_concurrency)
+                        max_retries=max_retries, max_concurrency=max_concurrency, deadline=deadline)
         self.sync = client or InferenceClient(**settings)
         self.async_ = async_client or AsyncInferenceClient(**settings)
+        self._owns_sync = client is None
+        self._owns_async = async_client is None
 
     @classmethod
     def for_component(cls, component: Any, max_concurrency: int | None = None) -> "ClientPair":
         """The pair for an adapter with the shared connection fields (``base_url``, ``token``
-        as a secret or None, ``layout``, ``timeout``, ``max_retries``). A component without a
-        token sends none, rather than reading the environment again behind its back."""
+        as a secret or None, ``layout``, ``timeout``, ``max_retries``, ``deadline``; a toolkit's
+        ``client`` / ``async_client``). A component without a token sends none, rather than
+        reading the environment again behind its back."""
         token = component.token
         return cls(
             base_url=component.base_url,
@@ -73,7 +84,10 @@ class ClientPair:
             layout=component.layout,
             timeout=component.timeout,
             max_retries=component.max_retries,
+            deadline=getattr(component, "deadline", None),
             max_concurrency=max_concurrency,
+            client=getattr(component, "client", None),
+            async_client=getattr(component, "async_client", None),
         )
 
     @property
@@ -85,10 +99,94 @@ class ClientPair:
         return self.sync.config.layout
 
     def close(self) -> None:
-        self.sync.close()
+        """Close both clients now (the async one's pools too, whatever loop they are in)."""
+        if self._owns_sync:
+            self.sync.close()
+        if self._owns_async:
+            self.async_.close()
 
     async def aclose(self) -> None:
-        await self.async_.aclose()
+        if self._owns_sync:
+            self.sync.close()
+        if self._owns_async:
+            await self.async_.aclose()
+
+
+class Closable:
+    """``close()`` / ``aclose()`` and (async) context managers, for every adapter and toolkit
+    that holds a :class:`ClientPair` as ``clients``. A component that shares another's pair
+    (a toolkit's tools) leaves closing it to the owner."""
+
+    def _owned_clients(self) -> ClientPair | None:
+        if not getattr(self, "_owns_clients", True):
+            return None
+        return getattr(self, "_clients", None) or getattr(self, "clients", None)
+
+    def close(self) -> None:
+        clients = self._owned_clients()
+        if clients is not None:
+            clients.close()
+
+    async def aclose(self) -> None:
+        clients = self._owned_clients()
+        if clients is not None:
+            await clients.aclose()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+
+def _secrets_in(data: Mapping[str, Any]) -> list[str]:
+    token = data.get("token")
+    if hasattr(token, "get_secret_value"):
+        token = token.get_secret_value()
+    values = [token] if isinstance(token, str) else []
+    values += [os.environ[name] for name in ENV_TOKENS if os.environ.get(name)]
+    return [v.strip() for v in values if v and v.strip()]
+
+
+def _without(error: ValidationError, secrets: list[str]) -> ValidationError:
+    def clean(value: Any) -> Any:
+        for secret in secrets:
+            value = redact_value(value, secret)
+        return value
+
+    details = []
+    for item in error.errors(include_url=False):
+        detail: dict[str, Any] = {"type": item["type"], "loc": item["loc"], "input": clean(item["input"])}
+        if "ctx" in item:
+            detail["ctx"] = {k: ValueError(clean(str(v))) if isinstance(v, BaseException) else clean(v) for k, v in item["ctx"].items()}
+        details.append(detail)
+    try:
+        return ValidationError.from_exception_data(error.title, details)
+    except (KeyError, TypeError, ValueError):  # an error type pydantic-core cannot rebuild
+        rebuilt = [{**d, "type": PydanticCustomError(item["type"], clean(item["msg"]))} for d, item in zip(details, error.errors())]
+        return ValidationError.from_exception_data(error.title, rebuilt)
+
+
+def init_hiding_token(init: Callable[..., None], data: dict[str, Any]) -> None:
+    """``init(**data)``, and if validation fails, the same ValidationError with the token
+    redacted wherever pydantic would print it (a model-level error shows the whole input as
+    ``input_value``). Raised outside the ``except``, so the original is not chained either."""
+    failure: ValidationError | None = None
+    try:
+        init(**data)
+    except ValidationError as exc:
+        failure = exc
+    if failure is not None:
+        secrets = _secrets_in(data)
+        if any(secret in f"{failure}{failure.errors()}" for secret in secrets):
+            failure = _without(failure, secrets)
+        raise failure
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,13 +364,23 @@ def format_tool_result(spec: TaskSpec, result: Any, output_dir: Path | None) -> 
 
 
 class ToolRunner:
-    """Runs one task's tool call through the shared clients (sync or async)."""
+    """Runs one task's tool call through the shared clients (sync or async).
 
-    def __init__(self, clients: ClientPair, spec: TaskSpec, model: str | None, output_dir: str | os.PathLike[str] | None = None) -> None:
+    A file or URL argument (images, audio) is resolved here under ``policy``, never by the
+    client: files only inside the allowed folders, URLs only public ones, downloaded by this
+    side (with the client's bounds) and sent as bytes, so no server is asked to fetch them
+    either. A refusal raises :class:`~hfbridge.tool_inputs.ToolInputRefused`, which each
+    framework's tool reports to the agent as its result."""
+
+    def __init__(self, clients: ClientPair, spec: TaskSpec, model: str | None, output_dir: str | os.PathLike[str] | None = None,
+                 policy: ToolInputPolicy | None = None) -> None:
         self.clients = clients
         self.spec = spec
         self.model = model
         self.output_dir = Path(output_dir) if output_dir else None
+        self.policy = policy or ToolInputPolicy()
+        fields = spec.tool_args.model_fields
+        self._media_field = spec.input_kind.value if spec.input_kind in (InputKind.IMAGE, InputKind.AUDIO) and spec.input_kind.value in fields else None
         if model is None and clients.layout is not Layout.SPEC:
             raise InvalidInputError(
                 "models", f"task '{spec.task.value}' has no model configured, and the "
@@ -285,15 +393,47 @@ class ToolRunner:
             checked = {"messages": checked.pop("message")}
         return {**checked, "model": self.model}
 
+    def _media_url(self, kwargs: dict[str, Any]) -> str | None:
+        """The URL to download for the media argument, if it is one; a path is read here."""
+        if self._media_field is None:
+            return None
+        value = kwargs[self._media_field]
+        if is_url(value):
+            if not self.policy.allow_private_urls:
+                check_url(value, self._media_field)
+            return value
+        if "://" in value:
+            raise ToolInputRefused(self._media_field, f"refused: only http(s) URLs are fetched, got {value[:200]!r}")
+        kwargs[self._media_field] = self.policy.read_file(value, self._media_field)
+        return None
+
     def _method(self, client: Any) -> Callable[..., Any]:
         return getattr(client, self.spec.method)
 
+    def _refused(self, exc: ToolInputRefused) -> ToolInputRefused:
+        """A refusal from the download, named after the tool's argument rather than ``url``."""
+        return ToolInputRefused(self._media_field or exc.field, exc.problem)
+
     def run(self, args: Mapping[str, Any]) -> tuple[str, Any]:
-        result = self._method(self.clients.sync)(**self._kwargs(args))
+        kwargs = self._kwargs(args)
+        url = self._media_url(kwargs)
+        if url is not None:
+            try:
+                kwargs[self._media_field] = self.clients.sync.download(url, public_only=not self.policy.allow_private_urls)
+            except ToolInputRefused as exc:
+                raise self._refused(exc) from None
+        result = self._method(self.clients.sync)(**kwargs)
         return format_tool_result(self.spec, result, self.output_dir)
 
     async def arun(self, args: Mapping[str, Any]) -> tuple[str, Any]:
-        result = await self._method(self.clients.async_)(**self._kwargs(args))
+        kwargs = self._kwargs(args)
+        url = self._media_url(kwargs)
+        if url is not None:
+            try:
+                kwargs[self._media_field] = await self.clients.async_.download(url, public_only=not self.policy.allow_private_urls)
+            except ToolInputRefused as exc:
+                raise self._refused(exc) from None
+        result = await self._method(self.clients.async_)(**kwargs)
         return format_tool_result(self.spec, result, self.output_dir)
 
 

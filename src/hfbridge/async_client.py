@@ -7,7 +7,8 @@ machine. Concurrency is bounded anyway, by a semaphore in front of the pool
 
 One ``aiohttp.ClientSession`` is kept per event loop: a session made in one ``asyncio.run`` and
 used in the next would otherwise hold connections bound to a closed loop (a classic failure of
-shared LangChain components).
+shared LangChain components). Each is closed when its loop ends, when the client is collected or
+at interpreter exit (see :mod:`hfbridge._async_transport`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from typing import Any, AsyncIterator, Generator, Mapping
 
 import aiohttp
 
 from . import errors as e
+from ._async_transport import TRANSPORT_ERRORS, LoopPools, LoopState, iter_body, lower, read_body, translate
 from ._base import TaskMethods
 from .config import ClientConfig, Layout, RetryPolicy
+from .limits import BodyLimit
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
 from .retry import Send, Sleep, retry_flow
 
@@ -31,29 +33,12 @@ __all__ = ["AsyncInferenceClient", "AsyncStream"]
 logger = logging.getLogger("hfbridge")
 
 
-def _transport_error(exc: BaseException, url: str) -> e.APIConnectionError:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return e.APITimeoutError(f"Request timed out ({text[:300]})", url=url)
-    return e.APIConnectionError(f"Connection error ({text[:300]})", url=url)
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
-class _LoopState:
-    __slots__ = ("session", "semaphore")
-
-    def __init__(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore) -> None:
-        self.session = session
-        self.semaphore = semaphore
-
-
 class AsyncInferenceClient(TaskMethods):
     """Hugging Face inference, asynchronously: the same methods as
     :class:`~hfbridge.InferenceClient`, awaited. Streams (``stream=True``) are async iterators;
-    ``await`` on one first sends the request (and raises its errors) before iteration."""
+    ``await`` on one first sends the request (and raises its errors) before iteration. Bounds
+    and settings are those of the sync client; ``aclose()`` / ``async with`` close the pool, and
+    a forgotten one is closed when its event loop ends, when it is collected, or at exit."""
 
     def __init__(
         self,
@@ -66,44 +51,32 @@ class AsyncInferenceClient(TaskMethods):
         headers: Mapping[str, str] | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url=base_url, token=token, layout=layout, timeout=timeout,
             max_retries=max_retries, headers=headers, max_concurrency=max_concurrency, retry=retry,
+            deadline=deadline, max_response_bytes=max_response_bytes,
         )
-        self._given_session = session
-        self._per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+        self._pools = LoopPools(self._config.max_concurrency, session)
         self._owns_transport = session is None
 
     def __repr__(self) -> str:
         return f"AsyncInferenceClient(base_url={self._config.base_url!r}, layout={self._config.layout.value!r}, token={'set' if self._config.token else 'none'})"
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._per_loop.get(loop)
-        if state is None:
-            session = self._given_session or aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-            state = _LoopState(session, asyncio.Semaphore(self._config.max_concurrency))
-            self._per_loop[loop] = state
-        return state
-
     async def aclose(self) -> None:
-        """Close the running loop's pool (and forget the others, whose loops are gone)."""
-        if not self._owns_transport:
-            return
-        states = list(self._per_loop.items())
-        self._per_loop.clear()
-        running = asyncio.get_running_loop()
-        for loop, state in states:
-            if loop is running:
-                await state.session.close()
+        """Close the running loop's pool (and those of loops that ran before)."""
+        if self._owns_transport:
+            await self._pools.aclose()
 
-    close = aclose
+    def close(self) -> "_Closed":
+        """Close every pool now, from sync code or async (``await client.close()`` also works)."""
+        if self._owns_transport:
+            self._pools.close()
+        return _Closed()
 
     async def __aenter__(self) -> "AsyncInferenceClient":
         return self
@@ -112,39 +85,53 @@ class AsyncInferenceClient(TaskMethods):
         await self.aclose()
 
     # ---- transport ---------------------------------------------------------------------------
-    def _timeout(self, seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
+    def _timeout(self, seconds: float, *, stream_total: float | None = None, stream: bool = False) -> aiohttp.ClientTimeout:
         connect = min(self._config.connect_timeout, seconds)
-        if stream:  # a stream may run long; what must not stall is each read
-            return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)
+        if stream:  # a stream may run long: each read is bounded, and the whole by the deadline
+            return aiohttp.ClientTimeout(total=stream_total, connect=connect, sock_read=seconds)
         return aiohttp.ClientTimeout(total=seconds, connect=connect)
+
+    async def download(self, url: str, *, public_only: bool = False) -> bytes:
+        """The bytes at ``url``, as :meth:`InferenceClient.download <hfbridge.InferenceClient.download>`."""
+        with e.token_redacted(self._config.token):
+            state = await self._pools.state()
+            session = state.public_session() if public_only else state.session
+            try:
+                # A fresh request with no Authorization: the token is for base_url's origin only.
+                async with state.semaphore, session.get(url, headers={"User-Agent": USER_AGENT}, timeout=self._timeout(self._config.timeout)) as response:
+                    status, data = response.status, await read_body(response, BodyLimit(self._config.max_response_bytes, url))
+            except TRANSPORT_ERRORS as exc:
+                raise translate(exc, url, self._config.timeout) from exc
+        if status != 200:
+            raise e.InvalidInputError("url", f"could not download {url}: HTTP {status}")
+        return data
 
     async def _prepare(self, call: Call) -> Call:
         url = needs_download(self._config, call)
         if url is None:
             return call
-        state = self._state()
         try:
-            # A fresh request with no Authorization: the token is for base_url's origin only.
-            async with state.session.get(url, headers={"User-Agent": USER_AGENT}, timeout=self._timeout(self._config.timeout, stream=False)) as response:
-                status, data = response.status, await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc, url) from exc
-        if status != 200:
-            raise e.InvalidInputError(call.spec.input_kind.value, f"could not download {url}: HTTP {status}")
-        return call.with_binary(data)
+            return call.with_binary(await self.download(url))
+        except e.InvalidInputError as exc:
+            raise e.InvalidInputError(call.spec.input_kind.value, exc.problem) from None
 
-    async def _send(self, state: _LoopState, request: Request, timeout: float) -> aiohttp.ClientResponse:
+    async def _send(self, state: LoopState, request: Request, timeout: float, stream_total: float | None) -> aiohttp.ClientResponse:
+        sending = state.session.request(
+            request.method, request.url, data=request.content, headers=request.headers,
+            timeout=self._timeout(timeout, stream_total=stream_total, stream=request.stream), allow_redirects=True,
+        )
         try:
-            return await state.session.request(
-                request.method, request.url, data=request.content, headers=request.headers,
-                timeout=self._timeout(timeout, stream=request.stream), allow_redirects=True,
-            )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc, request.url) from exc
+            if request.stream:  # until the headers, a stream is bounded like any attempt
+                return await asyncio.wait_for(sending, timeout)
+            return await sending
+        except TRANSPORT_ERRORS as exc:
+            raise translate(exc, request.url, timeout) from exc
 
     async def _request(self, call: Call) -> tuple[aiohttp.ClientResponse, bytes | None]:
-        state = self._state()
-        flow = retry_flow(self._config.retry, timeout=self._config.timeout, wait_for_model=bool(call.options.wait_for_model))
+        config = self._config
+        state = await self._pools.state()
+        flow = retry_flow(config.retry, timeout=config.timeout, wait_for_model=bool(call.options.wait_for_model))
+        call_started = time.monotonic()
         action = next(flow)
         while True:
             if isinstance(action, Sleep):
@@ -153,23 +140,24 @@ class AsyncInferenceClient(TaskMethods):
                 action = next(flow)
                 continue
             assert isinstance(action, Send)
-            request = build_request(self._config, call.waiting_for_model() if action.wait_for_model else call)
+            request = build_request(config, call.waiting_for_model() if action.wait_for_model else call)
             started = time.monotonic()
             error: e.InferenceError | None = None
             response: aiohttp.ClientResponse | None = None
             body: bytes | None = None
+            stream_total = None if config.retry.deadline is None else max(config.retry.deadline - (started - call_started), 0.001)
             async with state.semaphore:
                 try:
-                    response = await self._send(state, request, action.timeout)
+                    response = await self._send(state, request, action.timeout, stream_total)
                     if not (request.stream and 200 <= response.status < 300):
                         try:
-                            body = await response.read()
-                        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                            raise _transport_error(exc, request.url) from exc
+                            body = await read_body(response, BodyLimit(config.max_response_bytes, request.url))
+                        except TRANSPORT_ERRORS as exc:
+                            raise translate(exc, request.url, action.timeout) from exc
                         finally:
                             response.release()
                         if not 200 <= response.status < 300:
-                            error = error_from_response(self._config, response.status, _lower(response.headers), body, model=call.model)
+                            error = error_from_response(config, response.status, lower(response.headers), body, model=call.model)
                 except e.APIConnectionError as exc:
                     error = exc
             logger.debug("hfbridge: POST %s -> %s in %.3fs (attempt %d)", request.url,
@@ -182,9 +170,10 @@ class AsyncInferenceClient(TaskMethods):
                 return response, body
 
     async def _execute_async(self, call: Call) -> Any:
-        call = await self._prepare(call)
-        response, body = await self._request(call)
-        return parse_response(self._config, call, response.status, _lower(response.headers), body or b"")
+        with e.token_redacted(self._config.token):
+            call = await self._prepare(call)
+            response, body = await self._request(call)
+            return parse_response(self._config, call, response.status, lower(response.headers), body or b"")
 
     def _execute(self, call: Call) -> Any:
         return self._execute_async(call)
@@ -193,9 +182,17 @@ class AsyncInferenceClient(TaskMethods):
         return AsyncStream(self, call)
 
     async def _open_stream(self, call: Call) -> tuple[aiohttp.ClientResponse, StreamProcessor]:
-        call = await self._prepare(call)
-        response, _ = await self._request(call)
-        return response, StreamProcessor(self._config, call, response.status)
+        with e.token_redacted(self._config.token):
+            call = await self._prepare(call)
+            response, _ = await self._request(call)
+            return response, StreamProcessor(self._config, call, response.status)
+
+
+class _Closed:
+    """What ``close()`` returns: awaiting it is allowed and does nothing more."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())
 
 
 class AsyncStream:
@@ -225,17 +222,20 @@ class AsyncStream:
     async def _iterate(self) -> AsyncIterator[Any]:
         await self._open()
         assert self._response is not None and self._processor is not None
+        config = self._client.config
+        url = str(self._response.url)
         try:
-            try:
-                async for chunk in self._response.content.iter_any():
-                    for out in self._processor.feed(chunk):
-                        yield out
-                    if self._processor.finished:
-                        return
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _transport_error(exc, str(self._response.url)) from exc
-            for out in self._processor.end():
-                yield out
+            with e.token_redacted(config.token):
+                try:
+                    async for chunk in iter_body(self._response, BodyLimit(config.max_response_bytes, url)):
+                        for out in self._processor.feed(chunk):
+                            yield out
+                        if self._processor.finished:
+                            return
+                except TRANSPORT_ERRORS as exc:
+                    raise translate(exc, url) from exc
+                for out in self._processor.end():
+                    yield out
         finally:
             self._close_response()
 

@@ -11,36 +11,18 @@ import time
 from typing import Any, Iterator, Mapping
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from . import errors as e
 from ._base import TaskMethods
+from ._sync_transport import Exchange, SyncTransport
 from .config import ClientConfig, Layout, RetryPolicy
+from .limits import BodyLimit
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
 from .retry import Send, Sleep, retry_flow
 
 __all__ = ["InferenceClient", "SyncStream"]
 
 logger = logging.getLogger("hfbridge")
-
-
-def _new_session(pool_size: int) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _transport_error(exc: BaseException, url: str) -> e.APIConnectionError:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, requests.Timeout) or "timed out" in text.lower():
-        return e.APITimeoutError(f"Request timed out ({text[:300]})", url=url)
-    return e.APIConnectionError(f"Connection error ({text[:300]})", url=url)
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
 
 
 class InferenceClient(TaskMethods):
@@ -53,8 +35,14 @@ class InferenceClient(TaskMethods):
     ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN`` (``token=False`` sends none). ``layout`` is
     inferred from ``base_url`` (huggingface.co hosts: ``"hosted"``; else ``"spec"``) and may be
     set to ``"spec"``, ``"hosted"`` or ``"endpoint"``. The session is pooled and thread-safe
-    for concurrent calls; ``max_concurrency`` sizes the pool. ``retry`` replaces the whole
-    :class:`~hfbridge.RetryPolicy` (backoff, caps, deadline); ``max_retries`` then adjusts it.
+    for concurrent calls; ``max_concurrency`` bounds the connections (threads beyond it wait for a
+    free one, within their timeout). ``timeout`` bounds each attempt and ``deadline`` the whole
+    call, headers and body (a server trickling its answer is cut off on time); streams are bounded
+    per read by ``timeout`` and as a whole by ``deadline``. ``max_response_bytes`` bounds an
+    answer, compressed and decompressed. ``retry`` replaces the whole
+    :class:`~hfbridge.RetryPolicy` (backoff, caps, deadline); ``max_retries`` and ``deadline``
+    then adjust it. Close it with ``close()`` or a ``with`` block (a forgotten client is closed
+    when collected and at interpreter exit).
     """
 
     def __init__(
@@ -68,13 +56,16 @@ class InferenceClient(TaskMethods):
         headers: Mapping[str, str] | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url=base_url, token=token, layout=layout, timeout=timeout,
             max_retries=max_retries, headers=headers, max_concurrency=max_concurrency, retry=retry,
+            deadline=deadline, max_response_bytes=max_response_bytes,
         )
-        self._session = session or _new_session(self._config.max_concurrency)
+        self._transport = SyncTransport(self._config.max_concurrency, session)
         self._owns_transport = session is None
 
     def __repr__(self) -> str:
@@ -83,7 +74,7 @@ class InferenceClient(TaskMethods):
     # ---- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if self._owns_transport:
-            self._session.close()
+            self._transport.close()
 
     def __enter__(self) -> "InferenceClient":
         return self
@@ -92,31 +83,34 @@ class InferenceClient(TaskMethods):
         self.close()
 
     # ---- transport ---------------------------------------------------------------------------
+    def download(self, url: str, *, public_only: bool = False) -> bytes:
+        """The bytes at ``url`` (a plain GET, without the token: it is for ``base_url``'s origin
+        only), bounded like any answer. ``public_only``: refuse loopback, private and
+        link-local addresses, checked on every connection (what agent tools use)."""
+        with e.token_redacted(self._config.token):
+            config = self._config
+            status, data = self._transport.fetch(
+                url, headers={"User-Agent": USER_AGENT}, timeout=config.timeout, connect_timeout=config.connect_timeout,
+                limit=BodyLimit(config.max_response_bytes, url), public_only=public_only,
+            )
+        if status != 200:
+            raise e.InvalidInputError("url", f"could not download {url}: HTTP {status}")
+        return data
+
     def _prepare(self, call: Call) -> Call:
         url = needs_download(self._config, call)
         if url is None:
             return call
-        # A plain GET with no Authorization: the token is for base_url's origin only.
         try:
-            response = self._session.get(url, headers={"User-Agent": USER_AGENT}, timeout=(self._config.connect_timeout, self._config.timeout))
-        except requests.RequestException as exc:
-            raise _transport_error(exc, url) from exc
-        if response.status_code != 200:
-            raise e.InvalidInputError(call.spec.input_kind.value, f"could not download {url}: HTTP {response.status_code}")
-        return call.with_binary(response.content)
+            return call.with_binary(self.download(url))
+        except e.InvalidInputError as exc:
+            raise e.InvalidInputError(call.spec.input_kind.value, exc.problem) from None
 
-    def _send(self, request: Request, timeout: float) -> requests.Response:
-        try:
-            return self._session.request(
-                request.method, request.url, data=request.content, headers=request.headers,
-                timeout=(min(self._config.connect_timeout, timeout), timeout), stream=request.stream,
-            )
-        except requests.RequestException as exc:
-            raise _transport_error(exc, request.url) from exc
-
-    def _request(self, call: Call) -> tuple[requests.Response, bytes | None]:
-        """Send with retries; returns the final response (its body read unless streaming)."""
-        flow = retry_flow(self._config.retry, timeout=self._config.timeout, wait_for_model=bool(call.options.wait_for_model))
+    def _request(self, call: Call) -> tuple[Exchange, bytes | None]:
+        """Send with retries; the final exchange (its body read unless streaming)."""
+        config = self._config
+        flow = retry_flow(config.retry, timeout=config.timeout, wait_for_model=bool(call.options.wait_for_model))
+        call_started = time.monotonic()
         action = next(flow)
         while True:
             if isinstance(action, Sleep):
@@ -125,63 +119,74 @@ class InferenceClient(TaskMethods):
                 action = next(flow)
                 continue
             assert isinstance(action, Send)
-            request = build_request(self._config, call.waiting_for_model() if action.wait_for_model else call)
+            request = build_request(config, call.waiting_for_model() if action.wait_for_model else call)
             started = time.monotonic()
             error: e.InferenceError | None = None
-            response: requests.Response | None = None
+            exchange: Exchange | None = None
             body: bytes | None = None
             try:
-                response = self._send(request, action.timeout)
-                if not (request.stream and 200 <= response.status_code < 300):
+                exchange = self._send(request, action.timeout)
+                if not (request.stream and 200 <= exchange.status < 300):
                     try:
-                        body = response.content
-                    except requests.RequestException as exc:
-                        raise _transport_error(exc, request.url) from exc
-                    if not 200 <= response.status_code < 300:
-                        error = error_from_response(self._config, response.status_code, _lower(response.headers), body, model=call.model)
+                        body = exchange.read_all(BodyLimit(config.max_response_bytes, request.url))
+                    finally:
+                        exchange.finish()
+                    if not 200 <= exchange.status < 300:
+                        error = error_from_response(config, exchange.status, exchange.headers, body, model=call.model)
+                elif config.retry.deadline is not None:
+                    exchange.keep_alive_for(config.retry.deadline - (time.monotonic() - call_started))
+                else:
+                    exchange.keep_alive_for(None)
             except e.APIConnectionError as exc:
                 error = exc
             logger.debug("hfbridge: POST %s -> %s in %.3fs (attempt %d)", request.url,
-                         response.status_code if response is not None else type(error).__name__,
+                         exchange.status if exchange is not None else type(error).__name__,
                          time.monotonic() - started, action.attempt + 1)
             try:
                 action = flow.send(error)
             except StopIteration:
-                assert response is not None
-                return response, body
+                assert exchange is not None
+                return exchange, body
+
+    def _send(self, request: Request, timeout: float) -> Exchange:
+        config = self._config
+        return self._transport.exchange(request.method, request.url, headers=request.headers, content=request.content,
+                                        timeout=timeout, connect_timeout=config.connect_timeout)
 
     def _execute(self, call: Call) -> Any:
-        call = self._prepare(call)
-        response, body = self._request(call)
-        return parse_response(self._config, call, response.status_code, _lower(response.headers), body or b"")
+        with e.token_redacted(self._config.token):
+            call = self._prepare(call)
+            exchange, body = self._request(call)
+            return parse_response(self._config, call, exchange.status, exchange.headers, body or b"")
 
     def _stream(self, call: Call) -> "SyncStream":
-        call = self._prepare(call)
-        response, _ = self._request(call)
-        return SyncStream(response, StreamProcessor(self._config, call, response.status_code))
+        with e.token_redacted(self._config.token):
+            call = self._prepare(call)
+            exchange, _ = self._request(call)
+            return SyncStream(exchange, StreamProcessor(self._config, call, exchange.status), self._config)
 
 
 class SyncStream:
     """An iterator of stream outputs. Stopping early (``break``, ``close()``, leaving a ``with``
     block) closes the HTTP response, so its connection is released at once."""
 
-    def __init__(self, response: requests.Response, processor: StreamProcessor) -> None:
-        self._response = response
+    def __init__(self, exchange: Exchange, processor: StreamProcessor, config: ClientConfig) -> None:
+        self._exchange = exchange
         self._processor = processor
+        self._config = config
         self._iterator = self._iterate()
 
     def _iterate(self) -> Iterator[Any]:
         try:
-            try:
-                for chunk in self._response.iter_content(chunk_size=None):
+            with e.token_redacted(self._config.token):
+                limit = BodyLimit(self._config.max_response_bytes, self._exchange.url)
+                for chunk in self._exchange.iter_body(limit):
                     yield from self._processor.feed(chunk)
                     if self._processor.finished:
                         return
-            except requests.RequestException as exc:
-                raise _transport_error(exc, self._response.url) from exc
-            yield from self._processor.end()
+                yield from self._processor.end()
         finally:
-            self._response.close()
+            self._exchange.finish()
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -191,7 +196,7 @@ class SyncStream:
 
     def close(self) -> None:
         self._iterator.close()
-        self._response.close()
+        self._exchange.finish()
 
     def __enter__(self) -> "SyncStream":
         return self
@@ -200,4 +205,6 @@ class SyncStream:
         self.close()
 
     def __del__(self) -> None:
-        self._response.close()
+        exchange = getattr(self, "_exchange", None)
+        if exchange is not None:
+            exchange.finish()

@@ -17,6 +17,8 @@ from .errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_SSE_LINE_BYTES",
     "LEGACY_HOSTED_HOST",
     "Layout",
     "Secret",
@@ -38,6 +40,12 @@ DEFAULT_TIMEOUT = 120.0  # seconds per attempt: CPU inference of a long generati
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_CONCURRENCY = 16
+#: the most bytes one answer may have, compressed or decompressed: far above any real answer
+#: (a 1024x1024 PNG is a few MiB, a batch of 32 token-level embeddings ~25 MiB) and far below
+#: what a decompression bomb inflates to
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: the longest line one server-sent event may have (a final TGI event carries the whole text)
+DEFAULT_MAX_SSE_LINE_BYTES = 1024 * 1024
 
 
 class Layout(str, Enum):
@@ -161,6 +169,7 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     headers: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     @classmethod
     def resolve(
@@ -174,6 +183,8 @@ class ClientConfig:
         headers: Mapping[str, str] | None = None,
         max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
     ) -> "ClientConfig":
         url = _check_base_url(base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL)
         if layout is None:
@@ -188,8 +199,12 @@ class ClientConfig:
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = replace(policy, max_retries=max_retries)
+        if deadline is not None:
+            policy = replace(policy, deadline=deadline)
         if timeout is not None and timeout <= 0:
             raise InvalidInputError("timeout", f"must be > 0 seconds, got {timeout}")
+        if max_response_bytes is not None and (isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1):
+            raise InvalidInputError("max_response_bytes", f"must be a whole number of bytes >= 1, got {max_response_bytes!r}")
         if max_concurrency is not None and max_concurrency < 1:
             raise InvalidInputError("max_concurrency", f"must be >= 1, got {max_concurrency}")
         return cls(
@@ -200,6 +215,7 @@ class ClientConfig:
             retry=policy,
             headers=dict(headers or {}),
             max_concurrency=max_concurrency or DEFAULT_MAX_CONCURRENCY,
+            max_response_bytes=max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES,
         )
 
     def with_options(

@@ -18,12 +18,16 @@ off, ``APIStatusError`` to log a status, ``InferenceError`` for "the remote call
 Every error keeps its constructor arguments in ``args`` so it pickles (LangChain moves errors
 across processes and caches), and none of them ever holds the token: messages are built from the
 server's text, the status and the model id, and :func:`redact` scrubs the token out of anything
-a server might have echoed back.
+a server might have echoed back (:func:`redact_error` runs on every error a client raises).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import errno
+import ipaddress
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 __all__ = [
     "InferenceError",
@@ -40,8 +44,13 @@ __all__ = [
     "ModelLoadingError",
     "ServerError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "InvalidInputError",
     "redact",
+    "redact_value",
+    "redact_error",
+    "token_redacted",
+    "transport_error",
 ]
 
 REDACTED = "<redacted>"
@@ -52,6 +61,49 @@ def redact(text: str, secret: str | None) -> str:
     if secret and text:
         return text.replace(secret, REDACTED)
     return text
+
+
+def redact_value(value: Any, secret: str) -> Any:
+    """``value`` (text, bytes, or dicts, lists and tuples of them) with ``secret`` replaced."""
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED) if secret in value else value
+    if isinstance(value, (bytes, bytearray)):
+        raw = secret.encode()
+        return bytes(value).replace(raw, REDACTED.encode()) if raw in value else value
+    if isinstance(value, dict):
+        return {redact_value(k, secret): redact_value(v, secret) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v, secret) for v in value) if type(value) in (list, tuple) else value
+    return value
+
+
+def redact_error(error: BaseException, secret: str | None) -> BaseException:
+    """``error`` with ``secret`` scrubbed from its message, args and every attribute (a server
+    that echoes the request may put the Authorization header or the body in its error text),
+    so its str, repr and pickle are clean. A chained cause that shows the secret is dropped."""
+    if not secret:
+        return error
+    error.args = redact_value(error.args, secret)
+    for name, value in list(vars(error).items()):
+        if not name.startswith("__"):
+            setattr(error, name, redact_value(value, secret))
+    for link in ("__cause__", "__context__"):
+        cause = getattr(error, link)
+        if cause is not None and secret in f"{cause!s}{cause!r}":
+            setattr(error, link, None)
+            error.__suppress_context__ = True
+    return error
+
+
+@contextmanager
+def token_redacted(token: Any) -> Iterator[None]:
+    """Every error leaving the block goes out with ``token`` (a secret, or None) scrubbed from
+    it: both clients wrap every call, stream and download in this."""
+    try:
+        yield
+    except (InferenceError, InvalidInputError) as exc:
+        redact_error(exc, token.get_secret_value() if token is not None else None)
+        raise
 
 
 class InferenceError(Exception):
@@ -187,6 +239,23 @@ class ResponseFormatError(InferenceError):
         return (_rebuild, (type(self), (self.message,), {"task": self.task, "model": self.model}))
 
 
+class ResponseTooLargeError(InferenceError):
+    """The answer grew past ``max_response_bytes`` (counted both as sent and as decompressed):
+    reading stopped there instead of filling memory."""
+
+    def __init__(self, message: str, *, limit: int, url: str | None = None) -> None:
+        super().__init__(message, limit, url)
+        self.message = message
+        self.limit = limit
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.message if not self.url else f"{self.message} ({self.url})"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), (self.message,), {"limit": self.limit, "url": self.url}))
+
+
 class InvalidInputError(ValueError):
     """Input rejected before any request was sent; ``field`` names the offending argument."""
 
@@ -201,3 +270,69 @@ class InvalidInputError(ValueError):
 
 def _rebuild(cls: type, args: tuple, kwargs: dict[str, Any]) -> Exception:
     return cls(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Transport failures, translated once for both transports
+# --------------------------------------------------------------------------------------------
+_MESSAGE_LIMIT = 300
+
+
+def _shorten(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """``text`` cut at a word boundary (never mid-word), with an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ,;:(") + " ..."
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, and the exceptions transports keep in
+    attributes (urllib3's ``reason``, aiohttp's ``os_error``) or in ``args``."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), getattr(current, "os_error", None)]
+        linked += [arg for arg in current.args if isinstance(arg, BaseException)]
+        todo += [x for x in linked if isinstance(x, BaseException)]
+
+
+def _is_local(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _reason(exc: BaseException) -> str:
+    """The most specific description in the chain: the innermost OS error if there is one."""
+    for link in reversed(list(_chain(exc))):
+        if isinstance(link, OSError) and (link.strerror or link.args):
+            return f"{type(link).__name__}: {link.strerror or link}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def transport_error(exc: BaseException, url: str, *, timed_out: bool) -> APIConnectionError:
+    """The error for a request that got no complete answer. A refused connection to a local
+    URL says that no server is running there and how to start one."""
+    if timed_out:
+        return APITimeoutError(f"Request timed out ({_shorten(_reason(exc))})", url=url)
+    refused = any(isinstance(x, ConnectionRefusedError) or getattr(x, "errno", None) == errno.ECONNREFUSED for x in _chain(exc))
+    parts = urlsplit(url)
+    if refused and _is_local(parts.hostname or ""):
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 80)
+        return APIConnectionError(
+            f"Connection refused by {parts.hostname}:{port}: no server is running there. "
+            f"Start the local server with `hfbridge serve --port {port}` (or check base_url)",
+            url=url,
+        )
+    return APIConnectionError(f"Connection error ({_shorten(_reason(exc))})", url=url)

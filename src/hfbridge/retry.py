@@ -14,7 +14,8 @@ What is retried:
 * other 5xx, connection errors and timeouts: exponential backoff with jitter.
 
 It never loops forever: ``max_retries`` bounds the attempts and ``deadline`` the total time
-(each attempt's timeout is cut to what is left).
+(each attempt's timeout is cut to what is left, and a retry is not worth its wait when too
+little would be left after it: the error at hand is raised instead of a pointless timeout).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Sleep:
 
 
 Action = "Send | Sleep"
+
+#: a retry needs at least this share of the attempt timeout left after its wait (at most
+#: MIN_ATTEMPT_SECONDS), else the error at hand is raised rather than a hopeless attempt made
+MIN_ATTEMPT_SHARE = 0.25
+MIN_ATTEMPT_SECONDS = 1.0
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -124,7 +130,7 @@ def retry_flow(
         else:
             wait, reason = backoff_delay(policy, attempt, rand()), type(error).__name__
         left = remaining()
-        if left is not None and wait >= left:
+        if left is not None and wait + min(MIN_ATTEMPT_SHARE * timeout, MIN_ATTEMPT_SECONDS) >= left:
             raise error
         attempt += 1
         if wait > 0:

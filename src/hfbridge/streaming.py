@@ -7,12 +7,15 @@ before any of it reaches the user.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, AsyncIterable, Iterable, Sequence
 
 import orjson
 
 from . import schemas as s
+from .config import DEFAULT_MAX_SSE_LINE_BYTES
+from .errors import ResponseTooLargeError
 
 __all__ = [
     "ServerSentEvent", "SSEDecoder", "StopSequenceFilter", "TokenStreamState", "ChatStreamState",
@@ -31,27 +34,46 @@ class ServerSentEvent:
 
 class SSEDecoder:
     """Incremental SSE decoding (WHATWG rules): ``data:`` with or without a space, comments,
-    CRLF or LF line ends, multi-line data joined by newlines, events dispatched on a blank line."""
+    CRLF, CR or LF line ends, multi-line data joined by newlines, events dispatched on a blank line.
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    Linear in the bytes fed, however they are chunked: a partial line is never scanned twice.
+    Bounded: a line, or an event's data, longer than ``max_line_bytes`` raises
+    :class:`~hfbridge.ResponseTooLargeError` instead of growing without end."""
+
+    _LINE_END = re.compile(rb"\r\n|\r|\n")
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_SSE_LINE_BYTES) -> None:
+        self.max_line_bytes = max_line_bytes
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no line end
         self._data: list[str] = []
+        self._data_size = 0
         self._event = ""
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[ServerSentEvent] = []
+        start = 0
         while True:
-            cut = self._next_line_end()
-            if cut is None:
+            found = self._LINE_END.search(buffer, max(start, self._scanned))
+            if found is None:
+                self._scanned = len(buffer)
                 break
-            end, width = cut
-            line = self._buffer[:end].decode("utf-8", "replace")
-            self._buffer = self._buffer[end + width :]
+            if found.group() == b"\r" and found.end() == len(buffer):
+                self._scanned = found.start()  # a CR at the very end: an LF may follow
+                break
+            line = bytes(buffer[start : found.start()]).decode("utf-8", "replace")
+            start = found.end()
             event = self._line(line)
             if event is not None:
                 events.append(event)
+        if start:
+            del buffer[:start]
+            self._scanned -= start
+        if len(buffer) > self.max_line_bytes:
+            raise self._too_long("line")
         return events
 
     def flush(self) -> list[ServerSentEvent]:
@@ -61,15 +83,11 @@ class SSEDecoder:
             events.append(self._dispatch())
         return events
 
-    def _next_line_end(self) -> tuple[int, int] | None:
-        for i, byte in enumerate(self._buffer):
-            if byte == 0x0A:
-                return i, 1
-            if byte == 0x0D:
-                if i + 1 < len(self._buffer):
-                    return (i, 2) if self._buffer[i + 1] == 0x0A else (i, 1)
-                return None  # a lone CR at the end: wait to see if LF follows
-        return None
+    def _too_long(self, what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"an event-stream {what} is longer than {self.max_line_bytes} bytes; reading stopped",
+            limit=self.max_line_bytes,
+        )
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if line == "":
@@ -80,6 +98,9 @@ class SSEDecoder:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_size += len(value) + 1
+            if self._data_size > self.max_line_bytes:
+                raise self._too_long("event")
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -89,7 +110,7 @@ class SSEDecoder:
 
     def _dispatch(self) -> ServerSentEvent:
         event = ServerSentEvent("\n".join(self._data), self._event or "message", self._id)
-        self._data, self._event = [], ""
+        self._data, self._data_size, self._event = [], 0, ""
         return event
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import threading
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from hfbridge import (
     RateLimitError,
     ServerError,
 )
-from tests.scripted_server import Recorded, Reply, ScriptedServer, sse
+from tests.scripted_server import ConcurrencyProbe, Reply, ScriptedServer, sse
 
 M = "org/model"
 ROUTE = f"/models/{M}/text-classification"
@@ -155,28 +154,16 @@ def test_token_is_not_in_error_messages(server: ScriptedServer, make_client: Any
 
 
 def test_async_concurrency_is_bounded() -> None:
-    active = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def slow(_: Recorded) -> Reply:
-        nonlocal active, peak
-        with lock:
-            active += 1
-            peak = max(peak, active)
-        time.sleep(0.1)
-        with lock:
-            active -= 1
-        return OK
+    probe = ConcurrencyProbe(OK, delay=0.1)
 
     async def main(url: str) -> list[Any]:
         async with AsyncInferenceClient(url, token=False, max_concurrency=3) as client:
             return await asyncio.gather(*(client.text_classification(f"x{i}", model=M) for i in range(12)))
 
     with ScriptedServer() as server:
-        server.on(ROUTE, slow)
+        server.on(ROUTE, probe)
         results = asyncio.run(main(server.url))
-    assert len(results) == 12 and peak <= 3 and peak >= 2
+    assert len(results) == 12 and probe.peak <= 3 and probe.peak >= 2
 
 
 def test_async_client_survives_being_used_from_two_event_loops() -> None:

@@ -68,7 +68,8 @@ def _standard_test_classes() -> dict[str, type]:
     for task, tool_class in TOOL_CLASSES.items():
         members = {
             "tool_constructor": property(lambda self, c=tool_class: c),
-            "tool_constructor_params": property(lambda self: {"base_url": BASE_URL}),
+            # the media examples live in tests/assets: the tools may read only folders they are given
+            "tool_constructor_params": property(lambda self: {"base_url": BASE_URL, "allowed_dirs": [str(ASSETS)]}),
             "tool_invoke_params_example": property(lambda self, e=ALL_EXAMPLES[task]: dict(e)),
         }
         for suffix, base in (("Unit", ToolsUnitTests), ("Integration", ToolsIntegrationTests)):
@@ -86,7 +87,7 @@ def test_there_is_a_tool_for_every_task_but_conversational() -> None:
 
 
 def test_toolkit_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> None:
-    tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path)).get_tools()}
+    tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path), allowed_dirs=[str(ASSETS)]).get_tools()}
     assert len(tools) == 27
     answers: dict[str, ToolMessage] = {}
     for task, args in EXAMPLES.items():
@@ -102,7 +103,7 @@ def test_toolkit_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> Non
 
 
 def test_toolkit_hosted_only_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> None:
-    tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path)).get_tools()}
+    tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path), allowed_dirs=[str(ASSETS)]).get_tools()}
     answers: dict[str, ToolMessage] = {}
     for task, args in HOSTED_EXAMPLES.items():
         name = task.value.replace("-", "_")

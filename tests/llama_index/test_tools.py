@@ -28,7 +28,7 @@ def test_one_tool_per_task_with_sync_and_async_functions() -> None:
 
 
 def test_every_tool_called_like_an_agent(tmp_path: Path) -> None:
-    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path).to_tool_list()}
+    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path, allowed_dirs=[ASSETS]).to_tool_list()}
     for task, args in EXAMPLES.items():
         output = tools[task.value.replace("-", "_")].call(**args)
         assert output.content and not output.is_error, (task, output)
@@ -37,14 +37,14 @@ def test_every_tool_called_like_an_agent(tmp_path: Path) -> None:
 
 
 async def test_every_tool_called_like_an_agent_async(tmp_path: Path) -> None:
-    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path).to_tool_list()}
+    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path, allowed_dirs=[ASSETS]).to_tool_list()}
     for task, args in EXAMPLES.items():
         output = await tools[task.value.replace("-", "_")].acall(**args)
         assert output.content and not output.is_error, (task, output)
 
 
 async def test_hosted_only_tools_called_like_an_agent_sync_and_async(tmp_path: Path) -> None:
-    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path).to_tool_list()}
+    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path, allowed_dirs=[ASSETS]).to_tool_list()}
     for task, args in HOSTED_EXAMPLES.items():
         tool = tools[task.value.replace("-", "_")]
         output = tool.call(**args)

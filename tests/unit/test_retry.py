@@ -148,6 +148,15 @@ def test_deadline_cuts_the_attempt_timeout_and_stops_retrying() -> None:
     assert len(sends) < 5  # never loops past the deadline
 
 
+def test_no_retry_when_too_little_time_would_be_left_after_the_wait() -> None:
+    # 1 s attempts, 1 s backoffs, a 2.1 s deadline: after the first attempt and a wait only
+    # 0.1 s would be left, less than a quarter of the timeout: the server's error is raised now
+    policy = RetryPolicy(max_retries=10, backoff_initial=1.0, backoff_max=1.0, jitter=0.0, deadline=2.1)
+    actions, error = drive(policy, [server_error()] * 10, timeout=1.0, attempt_cost=1.0)
+    assert [type(a).__name__ for a in actions] == ["Send"]
+    assert isinstance(error, e.ServerError)
+
+
 def test_backoff_jitter_stays_within_its_band() -> None:
     policy = RetryPolicy(backoff_initial=1.0, backoff_max=30.0, jitter=0.25)
     for n in range(6):

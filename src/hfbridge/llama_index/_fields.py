@@ -1,4 +1,4 @@
-"""Connection settings shared by the LlamaIndex components."""
+"""Connection settings shared by the LlamaIndex components, and their lifecycle."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 
-from ..adapters import ClientPair
+from ..adapters import ClientPair, Closable, init_hiding_token
 
 
 def token_from_env() -> SecretStr | None:
@@ -15,16 +15,24 @@ def token_from_env() -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
-class ConnectionMixin:
-    """Fields and the shared client pair; mixed into pydantic models (LlamaIndex's own)."""
+class ConnectionMixin(Closable):
+    """Fields and the shared client pair; mixed into pydantic models (LlamaIndex's own).
+
+    ``close()`` / ``aclose()`` and ``with`` / ``async with`` release the connections; a
+    component nobody closes is cleaned up when collected, at exit, and when an event loop it
+    used ends. A validation error never shows the token."""
 
     base_url: str | None = Field(default=None, description="Server URL; default: HF_INFERENCE_ENDPOINT, else the hosted API.")
     token: SecretStr | None = Field(default_factory=token_from_env, description="Hugging Face token; default: HF_TOKEN.")
     layout: str | None = Field(default=None, description="'spec', 'hosted' or 'endpoint'; default: from base_url.")
-    timeout: float | None = Field(default=None, description="Seconds per attempt.")
-    max_retries: int | None = Field(default=None, description="Retries after the first attempt.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per attempt (headers and body).")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries after the first attempt.")
+    deadline: float | None = Field(default=None, gt=0, description="Seconds the whole call may take, retries included.")
 
     _clients: ClientPair | None = PrivateAttr(default=None)
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        init_hiding_token(lambda **kw: super(ConnectionMixin, self).__init__(*args, **kw), data)
 
     @property
     def clients(self) -> ClientPair:

@@ -1,8 +1,9 @@
 """Record and replay HTTP with vcrpy, the hfbridge way: for this project's tests and for users'.
 
 * :func:`vcr_config` - the one configuration: tokens scrubbed from headers, query strings and
-  bodies; requests matched on method, URI and body; compressed bodies decoded; binary bodies
-  kept byte for byte.
+  bodies (the actual values: every token the recorded requests sent or the environment holds,
+  whatever its shape, plus anything shaped like a Hugging Face token); requests matched on
+  method, URI and body; compressed bodies decoded; binary bodies kept byte for byte.
 * :func:`record_mode` - ``HFBRIDGE_RECORD_MODE`` if set, else ``none`` under CI (a missing
   cassette fails instead of reaching the network) and ``once`` elsewhere.
 * The pytest plugin (:mod:`hfbridge.testing.plugin`) adds the ``hf_cassette`` marker and the
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
     "TOKEN_PLACEHOLDER",
@@ -32,6 +34,10 @@ DEFAULT_REPLAY_BASE_URL = "http://127.0.0.1:8765"
 _TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{20,}")
 _SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "set-cookie")
 _SECRET_QUERY = ("token", "api_key", "access_token", "key")
+_ENV_TOKENS = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
+#: shorter secrets are still dropped from headers and query strings, but not searched for in
+#: bodies, where so short a string would match by chance and corrupt the recording
+MIN_SCRUBBED_LENGTH = 8
 
 
 def looks_like_token(data: bytes | str) -> bool:
@@ -39,33 +45,78 @@ def looks_like_token(data: bytes | str) -> bool:
     return bool(_TOKEN_PATTERN.search(raw))
 
 
-def scrub(data: Any) -> Any:
-    """``data`` with anything shaped like a Hugging Face token replaced by the placeholder."""
-    if isinstance(data, bytes):
-        return _TOKEN_PATTERN.sub(TOKEN_PLACEHOLDER.encode(), data)
+def _replace(data: Any, secrets: Iterable[str]) -> Any:
     if isinstance(data, str):
-        return _TOKEN_PATTERN.sub(TOKEN_PLACEHOLDER.encode(), data.encode()).decode()
+        return _replace(data.encode(), secrets).decode()
+    if not isinstance(data, bytes):
+        return data
+    data = _TOKEN_PATTERN.sub(TOKEN_PLACEHOLDER.encode(), data)
+    for secret in secrets:
+        data = data.replace(secret.encode(), TOKEN_PLACEHOLDER.encode())
     return data
 
 
-def _scrub_request(request: Any) -> Any:
-    if request.body:
-        request.body = scrub(request.body)
-    request.uri = scrub(request.uri)
-    return request
+def scrub(data: Any) -> Any:
+    """``data`` with anything shaped like a Hugging Face token, and the tokens of the
+    environment, replaced by the placeholder."""
+    return _replace(data, _environment_secrets())
 
 
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {})
-    if "string" in body and body["string"]:
-        body["string"] = scrub(body["string"])
-    headers = response.get("headers", {})
-    for name in list(headers):
-        if name.lower() in _SECRET_HEADERS:
-            headers[name] = [TOKEN_PLACEHOLDER]
-        else:
-            headers[name] = [scrub(v) for v in headers[name]]
-    return response
+def _environment_secrets() -> list[str]:
+    values = [os.environ.get(name, "").strip() for name in _ENV_TOKENS]
+    return [v for v in values if len(v) >= MIN_SCRUBBED_LENGTH]
+
+
+def _credential(value: str) -> str:
+    """The secret part of a header value: ``Bearer X`` / ``Basic X`` -> ``X``."""
+    scheme, _, rest = value.strip().partition(" ")
+    return rest.strip() if rest and scheme.isalpha() else value.strip()
+
+
+class _Scrubber:
+    """vcrpy hooks sharing what they learn: every credential a recorded request carried is
+    remembered and scrubbed from everything recorded after it (a server may echo it back)."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set(_environment_secrets())
+
+    def _learn(self, value: str) -> None:
+        secret = _credential(value)
+        if len(secret) >= MIN_SCRUBBED_LENGTH and TOKEN_PLACEHOLDER not in secret:
+            self.secrets.add(secret)
+
+    def _ordered(self) -> list[str]:
+        return sorted(self.secrets, key=len, reverse=True)  # a token containing another goes first
+
+    def request(self, request: Any) -> Any:
+        from vcr.filters import replace_headers, replace_query_parameters
+
+        for name, value in list(request.headers.items()):
+            if name.lower() in _SECRET_HEADERS and name.lower() not in ("cookie", "set-cookie"):
+                self._learn(str(value))
+        for name, value in parse_qsl(urlsplit(request.uri).query):
+            if name.lower() in _SECRET_QUERY:
+                self._learn(value)
+        request = replace_headers(request, [(name, TOKEN_PLACEHOLDER) for name in _SECRET_HEADERS])
+        request = replace_query_parameters(request, [(name, TOKEN_PLACEHOLDER) for name in _SECRET_QUERY])
+        secrets = self._ordered()
+        if request.body:
+            request.body = _replace(request.body, secrets)
+        request.uri = _replace(request.uri, secrets)
+        return request
+
+    def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        secrets = self._ordered()
+        body = response.get("body", {})
+        if "string" in body and body["string"]:
+            body["string"] = _replace(body["string"], secrets)
+        headers = response.get("headers", {})
+        for name in list(headers):
+            if name.lower() in _SECRET_HEADERS:
+                headers[name] = [TOKEN_PLACEHOLDER]
+            else:
+                headers[name] = [_replace(v, secrets) for v in headers[name]]
+        return response
 
 
 def record_mode() -> str:
@@ -77,13 +128,12 @@ def record_mode() -> str:
 
 def vcr_config(mode: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``vcr.VCR(...)`` (also a valid pytest-recording ``vcr_config``)."""
+    scrubber = _Scrubber()  # the header and query filters run inside it, after it learns the values
     return {
         "record_mode": mode or record_mode(),
         "match_on": ["method", "uri", "body"],
-        "filter_headers": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_HEADERS],
-        "filter_query_parameters": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_QUERY],
-        "before_record_request": _scrub_request,
-        "before_record_response": _scrub_response,
+        "before_record_request": scrubber.request,
+        "before_record_response": scrubber.response,
         "decode_compressed_response": True,
     }
 
