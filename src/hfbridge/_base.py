@@ -527,6 +527,140 @@ class TaskMethods:
         v.require_text(text, "text")
         return self._call(Task.TEXT_TO_SPEECH, model, text, use_cache=use_cache, wait_for_model=wait_for_model)
 
+    # ---- the hosted API's tasks beyond the spec --------------------------------------------------
+    def _image_question(self, task: Task, image: Any, question: str, model: str | None, params: dict[str, Any],
+                        use_cache: bool | None, wait_for_model: bool | None) -> Any:
+        inputs = {"image": to_binary_input(image, "image", kind="image"), "question": v.require_text(question, "question")}
+        return self._call(task, model, inputs, params, use_cache=use_cache, wait_for_model=wait_for_model)
+
+    def document_question_answering(
+        self,
+        image: Any,
+        question: str,
+        *,
+        model: str | None = None,
+        top_k: int | None = None,
+        max_answer_len: int | None = None,
+        handle_impossible_answer: bool | None = None,
+        doc_stride: int | None = None,
+        max_question_len: int | None = None,
+        max_seq_len: int | None = None,
+        lang: str | None = None,
+        word_boxes: Sequence[Any] | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """Answers read from a document image: ``list[DocumentQuestionAnsweringResult]``, best
+        first. ``word_boxes`` (words, or ``[x0, y0, x1, y1]`` boxes normalised to 0-1000) skip
+        the server's OCR for extractive readers."""
+        params = self._params(
+            Task.DOCUMENT_QUESTION_ANSWERING, top_k=top_k, max_answer_len=max_answer_len,
+            handle_impossible_answer=handle_impossible_answer, doc_stride=doc_stride,
+            max_question_len=max_question_len, max_seq_len=max_seq_len, lang=lang,
+            word_boxes=list(word_boxes) if word_boxes is not None else None,
+        )
+        return self._image_question(Task.DOCUMENT_QUESTION_ANSWERING, image, question, model, params, use_cache, wait_for_model)
+
+    def visual_question_answering(
+        self,
+        image: Any,
+        question: str,
+        *,
+        model: str | None = None,
+        top_k: int | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """Answers with scores, best first: ``list[VisualQuestionAnsweringResult]``."""
+        params = self._params(Task.VISUAL_QUESTION_ANSWERING, top_k=top_k)
+        return self._image_question(Task.VISUAL_QUESTION_ANSWERING, image, question, model, params, use_cache, wait_for_model)
+
+    def zero_shot_image_classification(
+        self,
+        image: Any,
+        candidate_labels: Sequence[str],
+        *,
+        model: str | None = None,
+        hypothesis_template: str | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """The labels you chose, scored for ``image``, best first: ``list[ClassificationResult]``.
+        At least two labels: with one, a softmax over labels scores it 1.0 whatever it shows."""
+        labels = v.require_labels(candidate_labels, "candidate_labels")
+        if len(labels) < 2:
+            raise InvalidInputError("candidate_labels", "give at least two labels to choose between")
+        params = self._params(Task.ZERO_SHOT_IMAGE_CLASSIFICATION, candidate_labels=labels,
+                              hypothesis_template=hypothesis_template)
+        return self._binary_call(Task.ZERO_SHOT_IMAGE_CLASSIFICATION, image, "image", model, params, use_cache, wait_for_model)
+
+    def audio_to_audio(
+        self,
+        audio: Any,
+        *,
+        model: str | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """The model's output clips (separated sources, an enhanced or re-encoded clip):
+        ``list[AudioToAudioResult]``; ``result.audio()`` gives a clip's bytes."""
+        return self._binary_call(Task.AUDIO_TO_AUDIO, audio, "audio", model, {}, use_cache, wait_for_model)
+
+    def image_to_image(
+        self,
+        image: Any,
+        prompt: str | None = None,
+        *,
+        model: str | None = None,
+        negative_prompt: str | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        strength: float | None = None,
+        target_size: Mapping[str, int] | None = None,
+        seed: int | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """The transformed image's bytes (a :class:`~hfbridge.media.BinaryOutput`).
+        ``target_size`` is ``{"width": w, "height": h}``."""
+        if prompt is not None:
+            v.require_text(prompt, "prompt")
+        params = self._params(
+            Task.IMAGE_TO_IMAGE, prompt=prompt, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale, strength=strength, seed=seed,
+            target_size=dict(target_size) if target_size is not None else None,
+        )
+        return self._binary_call(Task.IMAGE_TO_IMAGE, image, "image", model, params, use_cache, wait_for_model)
+
+    def _tabular(self, task: Task, table: Mapping[str, Sequence[Any]], model: str | None,
+                 use_cache: bool | None, wait_for_model: bool | None) -> Any:
+        checked = v.require_table(table, "table")
+        return self._call(task, model, {"data": checked}, use_cache=use_cache, wait_for_model=wait_for_model,
+                          extra={"count": len(next(iter(checked.values())))})
+
+    def tabular_classification(
+        self,
+        table: Mapping[str, Sequence[Any]],
+        *,
+        model: str | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """One predicted label per row, in row order: ``list[str]``. ``table`` maps feature
+        columns to equal-length lists of values."""
+        return self._tabular(Task.TABULAR_CLASSIFICATION, table, model, use_cache, wait_for_model)
+
+    def tabular_regression(
+        self,
+        table: Mapping[str, Sequence[Any]],
+        *,
+        model: str | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """One predicted value per row, in row order: ``list[float]``."""
+        return self._tabular(Task.TABULAR_REGRESSION, table, model, use_cache, wait_for_model)
+
     # ---- generic routes -----------------------------------------------------------------------
     def run(
         self,

@@ -332,6 +332,12 @@ def _jsonable(result: Any) -> Any:
     return result
 
 
+def _save_media(spec: TaskSpec, data: BinaryOutput, output_dir: Path | None) -> Path:
+    folder = Path(output_dir or Path(tempfile.gettempdir()) / "hfbridge")
+    folder.mkdir(parents=True, exist_ok=True)
+    return data.save(folder / f"{spec.tool_name}-{uuid.uuid4().hex[:12]}.{data.extension}")
+
+
 def format_tool_result(spec: TaskSpec, result: Any, output_dir: Path | None) -> tuple[str, Any]:
     """(content for the model, artifact for the program) of one task result.
 
@@ -339,12 +345,12 @@ def format_tool_result(spec: TaskSpec, result: Any, output_dir: Path | None) -> 
     to ``output_dir``), a short summary for embeddings; the full typed result is the artifact."""
     if spec.output is not OutputKind.JSON:
         assert isinstance(result, BinaryOutput)
-        folder = Path(output_dir or Path(tempfile.gettempdir()) / "hfbridge")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{spec.tool_name}-{uuid.uuid4().hex[:12]}.{result.extension}"
-        result.save(path)
+        path = _save_media(spec, result, output_dir)
         kind = "image" if spec.output is OutputKind.IMAGE else "audio"
         return f"Wrote the {kind} ({result.content_type}, {len(result)} bytes) to {path}", result
+    if spec.task is Task.AUDIO_TO_AUDIO:  # clips as files, never base64 in the model's context
+        clips = [{"label": clip.label, "path": str(_save_media(spec, clip.audio(), output_dir))} for clip in result]
+        return json.dumps(clips, ensure_ascii=False), result
     if spec.task is Task.FEATURE_EXTRACTION:
         head = ", ".join(f"{x:.4f}" for x in result[:6])
         return f"A {len(result)}-dimensional embedding: [{head}, ...]", result
@@ -432,7 +438,7 @@ class ToolRunner:
 
 
 def tool_tasks(tasks: Iterable[Task | str] | None) -> list[Task]:
-    """The tasks tools are made for: all but ``conversational`` by default (20)."""
+    """The tasks tools are made for: all but ``conversational`` by default (27)."""
     if tasks is None:
         return [t for t in Task if t is not Task.CONVERSATIONAL]
     out = []

@@ -102,10 +102,14 @@ def _models_list(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     manager = ModelManager(registry, cache_dir, workers=1)
     defaults = {mid: [t.value for t, m in registry.defaults.items() if m == mid] for mid in registry.entries}
+    if registry.reranker:
+        defaults[registry.reranker].append("/rerank")
     rows = []
     for entry in registry:
         cached = "cached" if manager.is_cached(entry) else "not cached"
         label = "MEANINGLESS (tiny random weights)" if entry.is_tiny else "real weights"
+        if entry.reranks:
+            label += f", reranks as a {entry.reranks}"
         default = f"default for {', '.join(defaults[entry.model_id])}" if defaults[entry.model_id] else ""
         rows.append((entry.model_id, ",".join(t.value for t in entry.tasks), entry.source, cached, label, default))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

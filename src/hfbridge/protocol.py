@@ -58,6 +58,8 @@ class Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_binary(self, data: bytes) -> "Call":
+        if isinstance(self.inputs, dict):  # an image-and-question task: the image is one field
+            return replace(self, inputs={**self.inputs, "image": BinaryInput(data=data)})
         return replace(self, inputs=BinaryInput(data=data))
 
     def waiting_for_model(self) -> "Call":
@@ -78,10 +80,23 @@ class Request:
 
 def needs_download(config: ClientConfig, call: Call) -> str | None:
     """The URL the client must fetch itself (without the token) before sending, if any."""
-    if not isinstance(call.inputs, BinaryInput) or call.inputs.url is None:
+    binary = _binary_part(call.inputs)
+    if binary is None or binary.url is None:
         return None
+    if binary is not call.inputs:  # inside a JSON object: always sent as base64 data
+        return binary.url
     route = _route(config, call)
-    return None if route.accepts_url_input else call.inputs.url
+    return None if route.accepts_url_input else binary.url
+
+
+def _binary_part(inputs: Any) -> BinaryInput | None:
+    """The binary part of a call's inputs: the inputs themselves, or the ``image`` field of an
+    image-and-question task (document and visual question answering)."""
+    if isinstance(inputs, BinaryInput):
+        return inputs
+    if isinstance(inputs, dict) and isinstance(inputs.get("image"), BinaryInput):
+        return inputs["image"]
+    return None
 
 
 def _route(config: ClientConfig, call: Call) -> Route:
@@ -139,6 +154,9 @@ def _inputs_json(call: Call) -> Any:
     inputs = call.inputs
     if isinstance(inputs, BinaryInput):
         return inputs.url if inputs.data is None else inputs.as_base64()
+    binary = _binary_part(inputs)
+    if binary is not None:
+        return {**inputs, "image": binary.as_base64()}
     return inputs
 
 

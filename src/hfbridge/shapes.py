@@ -155,6 +155,35 @@ def _sentence_similarity(ctx: NormalizeContext, data: Any) -> list[float]:
     return [float(x) for x in data]
 
 
+def _per_row(convert: Callable[[Any], Any], kind: str) -> Callable[[NormalizeContext, Any], list[Any]]:
+    """Tabular answers: one value per row of the table, in row order."""
+
+    def run(ctx: NormalizeContext, data: Any) -> list[Any]:
+        if not isinstance(data, list) or any(isinstance(x, (list, dict)) or x is None for x in data):
+            raise ctx.fail(f"expected a list of {kind}, one per row, got {_preview(data)}")
+        expected = ctx.extra.get("count")
+        if expected is not None and len(data) != expected:
+            raise ctx.fail(f"expected {expected} predictions (one per row), got {len(data)}")
+        try:
+            return [convert(x) for x in data]
+        except (TypeError, ValueError):
+            raise ctx.fail(f"expected {kind}, got {_preview(data)}") from None
+
+    return run
+
+
+def _label(value: Any) -> str:
+    """Classes come back as the model's own values (``"setosa"``, ``5``, ``True``); a label is
+    their text, as the hosted API documents it."""
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a regression value")
+    return float(value)
+
+
 #: servers' own finish reasons, in OpenAI's words
 _FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop", "max_tokens": "length", "tool_call": "tool_calls"}
 
@@ -273,6 +302,12 @@ _NORMALIZERS: dict[Task, Callable[[NormalizeContext, Any], Any]] = {
     Task.IMAGE_TO_TEXT: _one(s.GeneratedText),
     Task.AUTOMATIC_SPEECH_RECOGNITION: _one(s.SpeechRecognitionResult),
     Task.AUDIO_CLASSIFICATION: _many(s.ClassificationResult),
+    Task.DOCUMENT_QUESTION_ANSWERING: _many(s.DocumentQuestionAnsweringResult),
+    Task.VISUAL_QUESTION_ANSWERING: _many(s.VisualQuestionAnsweringResult),
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: _many(s.ClassificationResult),
+    Task.AUDIO_TO_AUDIO: _many(s.AudioToAudioResult),
+    Task.TABULAR_CLASSIFICATION: _per_row(_label, "labels"),
+    Task.TABULAR_REGRESSION: _per_row(_number, "numbers"),
 }
 
 

@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import schemas as s
 
-__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES"]
+__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES", "SPEC_TASKS", "HOSTED_ONLY_TASKS"]
 
 
 class Task(str, Enum):
-    """The values of the spec's ``/pipeline/{task}`` enum (21 tasks)."""
+    """The spec's ``/pipeline/{task}`` enum (the first 21), then the tasks the hosted API serves
+    beyond it (:data:`HOSTED_ONLY_TASKS`)."""
 
     TEXT_GENERATION = "text-generation"
     TEXT_CLASSIFICATION = "text-classification"
@@ -43,6 +44,14 @@ class Task(str, Enum):
     AUTOMATIC_SPEECH_RECOGNITION = "automatic-speech-recognition"
     AUDIO_CLASSIFICATION = "audio-classification"
     TEXT_TO_SPEECH = "text-to-speech"
+    # served by the hosted API, not in the spec
+    DOCUMENT_QUESTION_ANSWERING = "document-question-answering"
+    VISUAL_QUESTION_ANSWERING = "visual-question-answering"
+    ZERO_SHOT_IMAGE_CLASSIFICATION = "zero-shot-image-classification"
+    AUDIO_TO_AUDIO = "audio-to-audio"
+    IMAGE_TO_IMAGE = "image-to-image"
+    TABULAR_CLASSIFICATION = "tabular-classification"
+    TABULAR_REGRESSION = "tabular-regression"
 
     def __str__(self) -> str:
         return self.value
@@ -58,6 +67,8 @@ class InputKind(str, Enum):
     ZERO_SHOT = "text and candidate labels"
     TABLE = "query and table"
     MESSAGES = "chat messages"
+    IMAGE_QUESTION = "image and question"
+    TABULAR = "table of feature columns"
     IMAGE = "image"
     AUDIO = "audio"
 
@@ -141,6 +152,27 @@ class TextToImageArgs(_ToolArgs):
     height: int | None = Field(default=None, ge=8, le=4096, description="Height in pixels.")
 
 
+class ImageQuestionArgs(_ToolArgs):
+    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    question: str = Field(min_length=1, description="The question about the image.")
+
+
+class ImageLabelsArgs(_ToolArgs):
+    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    candidate_labels: list[str] = Field(min_length=2, description="Labels to choose from (at least two).")
+
+
+class ImageToImageArgs(_ToolArgs):
+    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    prompt: str | None = Field(default=None, description="How the image should change.")
+
+
+class TabularArgs(_ToolArgs):
+    table: dict[str, list[str]] = Field(
+        description="Feature columns: {column name: [value per row, ...]}, all columns of equal length."
+    )
+
+
 class ChatArgs(_ToolArgs):
     message: str = Field(min_length=1, description="The user's message.")
 
@@ -215,7 +247,7 @@ TASKS: dict[Task, TaskSpec] = {
                  "Classify a text into labels you choose, with no training.", ZeroShotArgs,
                  spec_route=True),
         TaskSpec(_T.TABLE_QUESTION_ANSWERING, "table_question_answering", _K.TABLE,
-                 s.TableQuestionAnsweringRequest, s.NoParameters,
+                 s.TableQuestionAnsweringRequest, s.TableQuestionAnsweringParameters,
                  "Answer a question about a table given as columns of cells.", TableArgs),
         TaskSpec(_T.CONVERSATIONAL, "conversational", _K.MESSAGES, s.ConversationalRequest,
                  s.ChatCompletionParameters, "Reply to a chat message.", ChatArgs),
@@ -243,10 +275,39 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(_T.TEXT_TO_SPEECH, "text_to_speech", _K.TEXT, s.TextToSpeechRequest, s.NoParameters,
                  "Speak a text aloud; returns the path of the audio file written.", TextArgs,
                  output=OutputKind.AUDIO),
+        # the hosted API's tasks beyond the spec
+        TaskSpec(_T.DOCUMENT_QUESTION_ANSWERING, "document_question_answering", _K.IMAGE_QUESTION,
+                 s.DocumentQuestionAnsweringRequest, s.DocumentQuestionAnsweringParameters,
+                 "Answer a question about a document image (an invoice, a form, a scanned page).",
+                 ImageQuestionArgs),
+        TaskSpec(_T.VISUAL_QUESTION_ANSWERING, "visual_question_answering", _K.IMAGE_QUESTION,
+                 s.VisualQuestionAnsweringRequest, s.VisualQuestionAnsweringParameters,
+                 "Answer a question about what an image shows; returns answers with scores.", ImageQuestionArgs),
+        TaskSpec(_T.ZERO_SHOT_IMAGE_CLASSIFICATION, "zero_shot_image_classification", _K.IMAGE, s.BinaryJSONRequest,
+                 s.ZeroShotImageClassificationParameters,
+                 "Classify an image into labels you choose, with no training; returns labels with scores.",
+                 ImageLabelsArgs),
+        TaskSpec(_T.AUDIO_TO_AUDIO, "audio_to_audio", _K.AUDIO, s.BinaryJSONRequest, s.NoParameters,
+                 "Transform an audio clip (enhance, separate or re-encode it); returns the output clips.",
+                 AudioArgs),
+        TaskSpec(_T.IMAGE_TO_IMAGE, "image_to_image", _K.IMAGE, s.BinaryJSONRequest, s.ImageToImageParameters,
+                 "Transform an image as a prompt says; returns the path of the image written.", ImageToImageArgs,
+                 output=OutputKind.IMAGE),
+        TaskSpec(_T.TABULAR_CLASSIFICATION, "tabular_classification", _K.TABULAR, s.TabularRequest, s.NoParameters,
+                 "Predict a class for each row of a table of features; returns one label per row.", TabularArgs),
+        TaskSpec(_T.TABULAR_REGRESSION, "tabular_regression", _K.TABULAR, s.TabularRequest, s.NoParameters,
+                 "Predict a number for each row of a table of features; returns one value per row.", TabularArgs),
     ]
 }
 
 SPEC_TASK_ROUTES: frozenset[Task] = frozenset(t for t, spec in TASKS.items() if spec.spec_route)
+#: the tasks the hosted API serves that the spec does not name
+HOSTED_ONLY_TASKS: frozenset[Task] = frozenset({
+    Task.DOCUMENT_QUESTION_ANSWERING, Task.VISUAL_QUESTION_ANSWERING, Task.ZERO_SHOT_IMAGE_CLASSIFICATION,
+    Task.AUDIO_TO_AUDIO, Task.IMAGE_TO_IMAGE, Task.TABULAR_CLASSIFICATION, Task.TABULAR_REGRESSION,
+})
+#: the spec's 21
+SPEC_TASKS: tuple[Task, ...] = tuple(t for t in Task if t not in HOSTED_ONLY_TASKS)
 
 
 def get_task(task: Task | str) -> TaskSpec:

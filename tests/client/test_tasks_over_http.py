@@ -127,6 +127,42 @@ CASES: dict[Task, tuple[str, Reply, Callable[[Any], Any], Check]] = {
         lambda c: c.text_to_speech("Hello world", model=M),
         lambda r: isinstance(r, BinaryOutput) and r.content_type == "audio/flac" and r.extension == "flac",
     ),
+    # the hosted API's tasks beyond the spec, with its recorded answer shapes
+    Task.DOCUMENT_QUESTION_ANSWERING: (
+        "", Reply(body=[{"answer": "$1,0000,000,00"}]),
+        lambda c: c.document_question_answering(PNG, "What is the purchase amount?", model=M),
+        lambda r: r[0].answer == "$1,0000,000,00" and r[0].score is None,
+    ),
+    Task.VISUAL_QUESTION_ANSWERING: (
+        "", Reply(body=[{"score": 0.94, "answer": "woman"}, {"score": 0.34, "answer": "girl"}]),
+        lambda c: c.visual_question_answering(PNG, "Who's in the picture?", model=M, top_k=2),
+        lambda r: [a.answer for a in r] == ["woman", "girl"],
+    ),
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: (
+        "", Reply(body=[{"score": 0.998, "label": "woman"}, {"score": 0.002, "label": "cat"}]),
+        lambda c: c.zero_shot_image_classification(PNG, ["cat", "woman"], model=M),
+        lambda r: r[0].label == "woman" and isinstance(r[0], s.ClassificationResult),
+    ),
+    Task.AUDIO_TO_AUDIO: (
+        "", Reply(body=[{"label": "label_0", "blob": base64.b64encode(FLAC).decode(), "content-type": "audio/flac"}]),
+        lambda c: c.audio_to_audio(FLAC, model=M),
+        lambda r: bytes(r[0].audio()) == FLAC and r[0].label == "label_0",
+    ),
+    Task.IMAGE_TO_IMAGE: (
+        "", Reply(body=PNG, headers={"Content-Type": "image/png"}),
+        lambda c: c.image_to_image(PNG, "a tiger", model=M),
+        lambda r: isinstance(r, BinaryOutput) and bytes(r) == PNG,
+    ),
+    Task.TABULAR_CLASSIFICATION: (
+        "", Reply(body=["5", "5", "6"]),
+        lambda c: c.tabular_classification({"alcohol": ["9.4", "9.8", "12.6"]}, model=M),
+        lambda r: r == ["5", "5", "6"],
+    ),
+    Task.TABULAR_REGRESSION: (
+        "", Reply(body=[110, 120, 130]),
+        lambda c: c.tabular_regression({"Height": ["11.52", "12.48", "12.3778"]}, model=M),
+        lambda r: r == [110.0, 120.0, 130.0],
+    ),
 }
 
 

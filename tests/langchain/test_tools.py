@@ -3,6 +3,7 @@ from the task registry like the tools themselves; and the toolkit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ pytestmark = pytest.mark.hf_cassette
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 IMAGE = str(ASSETS / "image.png")
+#: the same photo at 64x64 and the speech's first 1.5 s (keep the hosted-only tools' cassettes small)
+SMALL_IMAGE = str(ASSETS / "small.png")
+SHORT_AUDIO = str(ASSETS / "short.flac")
 AUDIO = str(ASSETS / "sample1.flac")
 
 #: what an agent would pass each tool
@@ -46,6 +50,17 @@ EXAMPLES: dict[Task, dict[str, Any]] = {
     Task.AUDIO_CLASSIFICATION: {"audio": AUDIO},
     Task.TEXT_TO_SPEECH: {"text": "Hello world"},
 }
+#: the hosted API's tasks beyond the spec (their tools come from the same registry)
+HOSTED_EXAMPLES: dict[Task, dict[str, Any]] = {
+    Task.DOCUMENT_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "What is the total amount?"},
+    Task.VISUAL_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "Who is in the picture?"},
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: {"image": SMALL_IMAGE, "candidate_labels": ["woman", "cat", "tree"]},
+    Task.AUDIO_TO_AUDIO: {"audio": SHORT_AUDIO},
+    Task.IMAGE_TO_IMAGE: {"image": SMALL_IMAGE, "prompt": "turn the woman into a tiger"},
+    Task.TABULAR_CLASSIFICATION: {"table": {"sepal_length": ["5.1"], "sepal_width": ["3.5"], "petal_length": ["1.4"], "petal_width": ["0.2"]}},
+    Task.TABULAR_REGRESSION: {"table": {name: ["0.03"] for name in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}},
+}
+ALL_EXAMPLES = {**EXAMPLES, **HOSTED_EXAMPLES}
 
 
 def _standard_test_classes() -> dict[str, type]:
@@ -55,7 +70,7 @@ def _standard_test_classes() -> dict[str, type]:
             "tool_constructor": property(lambda self, c=tool_class: c),
             # the media examples live in tests/assets: the tools may read only folders they are given
             "tool_constructor_params": property(lambda self: {"base_url": BASE_URL, "allowed_dirs": [str(ASSETS)]}),
-            "tool_invoke_params_example": property(lambda self, e=EXAMPLES[task]: dict(e)),
+            "tool_invoke_params_example": property(lambda self, e=ALL_EXAMPLES[task]: dict(e)),
         }
         for suffix, base in (("Unit", ToolsUnitTests), ("Integration", ToolsIntegrationTests)):
             name = f"Test{tool_class.__name__}{suffix}"
@@ -67,13 +82,13 @@ globals().update(_standard_test_classes())
 
 
 def test_there_is_a_tool_for_every_task_but_conversational() -> None:
-    assert len(TOOL_CLASSES) == 20 and Task.CONVERSATIONAL not in TOOL_CLASSES
-    assert set(EXAMPLES) == set(TOOL_CLASSES)
+    assert len(TOOL_CLASSES) == 27 and Task.CONVERSATIONAL not in TOOL_CLASSES
+    assert set(ALL_EXAMPLES) == set(TOOL_CLASSES)
 
 
 def test_toolkit_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> None:
     tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path), allowed_dirs=[str(ASSETS)]).get_tools()}
-    assert len(tools) == 20
+    assert len(tools) == 27
     answers: dict[str, ToolMessage] = {}
     for task, args in EXAMPLES.items():
         name = task.value.replace("-", "_")
@@ -85,6 +100,22 @@ def test_toolkit_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> Non
     assert Path(image_path).parent == tmp_path and Path(image_path).read_bytes() == bytes(answers["text_to_image"].artifact)
     assert "universe" in answers["automatic_speech_recognition"].content  # real Whisper tiny.en
     assert len(answers["feature_extraction"].artifact) == 384  # real MiniLM
+
+
+def test_toolkit_hosted_only_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> None:
+    tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path), allowed_dirs=[str(ASSETS)]).get_tools()}
+    answers: dict[str, ToolMessage] = {}
+    for task, args in HOSTED_EXAMPLES.items():
+        name = task.value.replace("-", "_")
+        message = tools[name].invoke(ToolCall(name=name, args=args, id=f"call-{name}", type="tool_call"))
+        assert isinstance(message, ToolMessage) and isinstance(message.content, str) and message.content
+        answers[name] = message
+    image_path = answers["image_to_image"].content.rsplit(" to ", 1)[1]
+    assert Path(image_path).read_bytes() == bytes(answers["image_to_image"].artifact)
+    assert answers["tabular_classification"].artifact == ["setosa"]  # real: trained on the iris flowers
+    clips = json.loads(answers["audio_to_audio"].content)  # files, not base64 in the agent's context
+    assert Path(clips[0]["path"]).read_bytes()[:4] == b"fLaC" and Path(clips[0]["path"]).parent == tmp_path
+    assert [c.label for c in answers["zero_shot_image_classification"].artifact] != []
 
 
 def test_toolkit_shares_one_client_pair() -> None:

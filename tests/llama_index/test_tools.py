@@ -15,12 +15,12 @@ from .conftest import BASE_URL
 pytestmark = pytest.mark.hf_cassette
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-from ..langchain.test_tools import EXAMPLES  # noqa: E402 - the same agent arguments for both frameworks
+from ..langchain.test_tools import EXAMPLES, HOSTED_EXAMPLES  # noqa: E402 - the same agent arguments for both frameworks
 
 
 def test_one_tool_per_task_with_sync_and_async_functions() -> None:
     tools = HFInferenceToolSpec(BASE_URL).to_tool_list()
-    assert len(tools) == 20
+    assert len(tools) == 27
     assert {t.metadata.name for t in tools} == {t.value.replace("-", "_") for t in Task if t is not Task.CONVERSATIONAL}
     for tool in tools:
         assert tool.fn is not None and tool.async_fn is not None
@@ -41,6 +41,18 @@ async def test_every_tool_called_like_an_agent_async(tmp_path: Path) -> None:
     for task, args in EXAMPLES.items():
         output = await tools[task.value.replace("-", "_")].acall(**args)
         assert output.content and not output.is_error, (task, output)
+
+
+async def test_hosted_only_tools_called_like_an_agent_sync_and_async(tmp_path: Path) -> None:
+    tools = {t.metadata.name: t for t in HFInferenceToolSpec(BASE_URL, output_dir=tmp_path, allowed_dirs=[ASSETS]).to_tool_list()}
+    for task, args in HOSTED_EXAMPLES.items():
+        tool = tools[task.value.replace("-", "_")]
+        output = tool.call(**args)
+        assert output.content and not output.is_error, (task, output)
+        again = await tool.acall(**args)
+        written = task in (Task.IMAGE_TO_IMAGE, Task.AUDIO_TO_AUDIO)  # media go to a new file each call
+        assert again.content == output.content or written
+    assert any(p.suffix == ".png" for p in tmp_path.iterdir())
 
 
 def test_direct_functions() -> None:

@@ -24,7 +24,7 @@ from hfbridge import schemas as s
 from hfbridge.tasks import TASKS
 from hfbridge.testing import DEFAULT_REPLAY_BASE_URL
 
-from ..langchain.test_tools import EXAMPLES
+from ..langchain.test_tools import ALL_EXAMPLES as EXAMPLES
 
 pytestmark = pytest.mark.hf_cassette
 
@@ -44,6 +44,13 @@ CHECKS: dict[Task, Callable[[Any], bool]] = {
     Task.AUTOMATIC_SPEECH_RECOGNITION: lambda r: "universe" in r.text.lower(),
     Task.TEXT_TO_IMAGE: lambda r: isinstance(r, BinaryOutput) and r.to_pil().size == (64, 64),
     Task.TEXT_TO_SPEECH: lambda r: isinstance(r, BinaryOutput) and bytes(r[:4]) == b"fLaC",
+    Task.DOCUMENT_QUESTION_ANSWERING: lambda r: len(r) == 1 and isinstance(r[0], s.DocumentQuestionAnsweringResult),
+    Task.VISUAL_QUESTION_ANSWERING: lambda r: len(r) == 5 and r[0].score >= r[-1].score,
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION: lambda r: sorted(c.label for c in r) == ["cat", "tree", "woman"],
+    Task.AUDIO_TO_AUDIO: lambda r: bytes(r[0].audio()[:4]) == b"fLaC",
+    Task.IMAGE_TO_IMAGE: lambda r: isinstance(r, BinaryOutput) and r.to_pil().size == (64, 64),  # the input's size
+    Task.TABULAR_CLASSIFICATION: lambda r: r == ["setosa"],  # real: trained on the iris flowers
+    Task.TABULAR_REGRESSION: lambda r: len(r) == 1 and isinstance(r[0], float),
 }
 
 

@@ -102,14 +102,14 @@ def tool_class(task: Task) -> type[HFInferenceTool]:
     )
 
 
-#: every task's tool class, ``conversational`` excepted (20 tools)
+#: every task's tool class, ``conversational`` excepted (27 tools)
 TOOL_CLASSES: dict[Task, type[HFInferenceTool]] = {task: tool_class(task) for task in tool_tasks(None)}
 for _cls in TOOL_CLASSES.values():
     globals()[_cls.__name__] = _cls
 
 
 class HFInferenceToolkit(ConnectionFields, BaseToolkit):
-    """The tools for ``tasks`` (default: all 20), sharing one client pair.
+    """The tools for ``tasks`` (default: all 27), sharing one client pair.
 
     ``models`` maps a task to its model id; a task without one calls ``POST /pipeline/{task}``
     in the spec layout (the server picks its model). In the hosted layout every task needs a

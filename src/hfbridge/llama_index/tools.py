@@ -61,7 +61,7 @@ def _signature(runner: ToolRunner) -> inspect.Signature:
 
 
 class HFInferenceToolSpec(Closable, BaseToolSpec):
-    """Tools for ``tasks`` (default: the 20 tasks of the spec's enum but conversational).
+    """Tools for ``tasks`` (default: every task but conversational, 27).
 
     ``models`` maps a task to its model id; without one, the spec layout's ``/pipeline/{task}``
     picks the server's model, and the hosted layout fails at construction naming the task.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ._base import FieldProblem, _Request, _Response  # noqa: F401
 from .grammar import Grammar
@@ -125,6 +125,23 @@ class TextToImageParameters(_Request):
     seed: int | None = Field(default=None, ge=0)
 
 
+class TableQuestionAnsweringParameters(_Request):
+    """The hosted API's parameters. huggingface_hub also repeats the model (id or URL) here;
+    the route already names it, so it is accepted and carries no meaning."""
+
+    model: str | None = None
+    padding: Literal["do_not_pad", "longest", "max_length"] | None = None
+    truncation: bool | None = None
+    sequential: bool | None = None
+
+    @field_validator("sequential")
+    @classmethod
+    def _one_query(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError("sequential (TAPAS's conversational mode) is not supported: each query is answered on its own")
+        return value
+
+
 class NoParameters(_Request):
     """Tasks whose spec defines no parameters still accept an empty ``parameters`` object."""
 
@@ -150,6 +167,9 @@ class TableQuestionAnsweringInputs(_Request):
 # --------------------------------------------------------------------------------------------
 # Request bodies (JSON)
 # --------------------------------------------------------------------------------------------
+#: the hosted API and TEI take a batch of texts where they take one: one answer per text, in order
+TextOrTexts = Union[str, list[str]]
+
 class InferenceRequest(_TaskRequest):
     """The generic body of ``/models/{model_id}`` and ``/pipeline/{task}``."""
 
@@ -165,12 +185,12 @@ class TextGenerationRequest(_TaskRequest):
 
 
 class TextClassificationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: ClassificationParameters | None = None
 
 
 class TokenClassificationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: TokenClassificationParameters | None = None
 
 
@@ -180,22 +200,22 @@ class QuestionAnsweringRequest(_TaskRequest):
 
 
 class SummarizationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: SummarizationParameters | None = None
 
 
 class TranslationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: TranslationParameters | None = None
 
 
 class Text2TextGenerationRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: Text2TextGenerationParameters | None = None
 
 
 class FillMaskRequest(_TaskRequest):
-    inputs: str
+    inputs: TextOrTexts
     parameters: FillMaskParameters | None = None
 
 
@@ -216,7 +236,7 @@ class ZeroShotClassificationRequest(_TaskRequest):
 
 class TableQuestionAnsweringRequest(_TaskRequest):
     inputs: TableQuestionAnsweringInputs
-    parameters: NoParameters | None = None
+    parameters: TableQuestionAnsweringParameters | None = None
 
 
 class BinaryJSONRequest(_TaskRequest):

@@ -7,9 +7,12 @@ Routes (model ids contain a slash, so paths under ``/models/`` are parsed here, 
 * ``POST /models/{model_id}/pipeline/{task}`` - the hosted API's task override;
 * ``POST /models/{model_id}/v1/chat/completions`` and ``POST /v1/chat/completions`` - chat;
 * ``POST /pipeline/{task}`` - the registry's default model for ``task``; the hosted API's older
-  ``POST /pipeline/{task}/{model_id}`` too.
+  ``POST /pipeline/{task}/{model_id}`` too;
+* ``POST /rerank``, ``/predict``, ``/v1/embeddings`` (TEI's and OpenAI's routes, see
+  :mod:`.serving`).
 
-Every answer is the spec's shape; every error is ``{"error": "..."}`` with the right status.
+The spec's routes answer the spec's shapes, the hosted API's routes its current ones (see
+:mod:`.answers`); every error is ``{"error": "..."}`` with the right status.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..tasks import TASKS, Task, TaskSpec
 from ..validation import field_path
+from .answers import RouteKind, predict as predict_job, route_shape
 from .backends import BackendInputError, BinaryResult
 from .cache import AnswerCache, cache_key, is_deterministic
 from .cancellation import Cancelled, Jobs, raise_if_cancelled
@@ -142,7 +146,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             entry = server.registry.default_for(spec.task)
             if entry is None:
                 raise HTTPProblem(400, f"No default model is configured for task '{spec.task.value}'")
-        return await _serve_task(server, request, entry, spec, body, generic=True)
+        route = RouteKind.HOSTED if model_id else RouteKind.SPEC_GENERIC
+        return await _serve_task(server, request, entry, spec, body, route=route)
 
     @app.post("/v1/chat/completions")
     async def chat_root(request: Request) -> Response:
@@ -158,6 +163,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         _check_serves(entry, TASKS[Task.CONVERSATIONAL])
         return await _run(server, request, entry, job)
 
+    # /rerank, /predict and /v1/embeddings (also under /models/{id}/): before the catch-all below
+    from .serving import add_serving_routes
+
+    add_serving_routes(app, server)
+
     @app.post("/models/{rest:path}")
     async def models(rest: str, request: Request) -> Response:
         body = await _admit(server, request)
@@ -169,16 +179,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return await _run(server, request, entry, job)
         head, sep, task_name = rest.rpartition("/pipeline/")
         if sep and head and task_name:
-            return await _serve_task(server, request, _entry_or_404(server, head), _task_or_400(task_name), body)
+            return await _serve_task(server, request, _entry_or_404(server, head), _task_or_400(task_name), body,
+                                     route=RouteKind.HOSTED)
         entry = server.registry.get(rest)
         if entry is not None:
             spec = TASKS[entry.task]
             if spec.task is Task.TEXT_GENERATION and Task.CONVERSATIONAL in entry.tasks and _has_messages(body):
                 spec = TASKS[Task.CONVERSATIONAL]
-            return await _serve_task(server, request, entry, spec, body, generic=True)
+            return await _serve_task(server, request, entry, spec, body, route=RouteKind.HOSTED)
         head, _, last = rest.rpartition("/")
         if head and last in _TASK_NAMES:
-            return await _serve_task(server, request, _entry_or_404(server, head), TASKS[Task(last)], body)
+            return await _serve_task(server, request, _entry_or_404(server, head), TASKS[Task(last)], body,
+                                     route=RouteKind.SPEC_TASK)
         raise HTTPProblem(404, f"Model {rest} does not exist")
 
     return app
@@ -206,6 +218,7 @@ def _describe(server: _Server, entry: ModelEntry) -> dict[str, Any]:
         "source": entry.source,
         "state": server.models.state(entry.model_id).value,
         "meaningless": entry.is_tiny,
+        "reranks": entry.reranks,
         "description": entry.description,
     }
 
@@ -245,22 +258,14 @@ def _has_messages(body: bytes) -> bool:
     return isinstance(data, dict) and "messages" in data
 
 
-async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes, *, generic: bool = False) -> Response:
+async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes, *, route: RouteKind) -> Response:
     _check_serves(entry, spec)
     job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
     check_job(job, server.settings.limits)
     if job.url is not None:
         job.inputs = await _fetch(server, job.url)
     check_media(job, server.settings.limits)
-    return await _run(server, request, entry, job, generic=generic)
-
-
-def _route_shape(task: Task, result: Any, generic: bool) -> Any:
-    """The generic routes' schema (``InferenceResponse``) has no list of lists: there
-    text-classification answers its other known shape, the flat ``[{label, score}]``."""
-    if generic and task is Task.TEXT_CLASSIFICATION and isinstance(result, list) and len(result) == 1 and isinstance(result[0], list):
-        return result[0]
-    return result
+    return await _run(server, request, entry, job, route=route)
 
 
 async def _fetch(server: _Server, url: str) -> bytes:
@@ -305,7 +310,7 @@ def _with_timing(response: Response, started: float, kind: str) -> Response:
     return response
 
 
-async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, generic: bool = False) -> Response:
+async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, route: RouteKind = RouteKind.SPEC_TASK) -> Response:
     backend = await _ready_backend(server, entry, job)
     started = time.perf_counter()
     if job.stream:
@@ -316,7 +321,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
                                               headers={"Cache-Control": "no-cache"}), started, "cpu")
     key = None
     if job.use_cache and is_deterministic(job.task, job.parameters):
-        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_generic_route": generic})
+        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_route": route.value})
         cached = server.cache.get(key)
         if cached is not None:
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
@@ -325,7 +330,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
     def predict() -> Any:
         with lock:
             raise_if_cancelled()  # the client may have left while this waited for the model
-            return _route_shape(job.task, backend.predict(job.task, job.inputs, job.parameters), generic)
+            return route_shape(job.task, predict_job(backend, job.task, job.inputs, job.parameters), job.inputs, route)
 
     try:
         result = await server.jobs.run(server.models.inference, predict, request.receive)

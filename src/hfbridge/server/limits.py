@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..tasks import InputKind, Task, get_task
+from .answers import BATCHED_TASKS
 from .parsing import HTTPProblem, Job
 
 __all__ = ["Limits", "MIN_TEMPERATURE", "check_job", "check_media"]
@@ -98,6 +99,8 @@ def check_job(job: Job, limits: Limits, *, prefix: str = "parameters.") -> None:
         _check_at_most(prefix + name, params.get(name), limits.max_new_tokens, "max_new_tokens", " tokens")
     if job.task in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
         _check_sampling(params, prefix, limits)
+    if job.task in BATCHED_TASKS:  # a list of texts, one answer each
+        _count("inputs", job.inputs, limits.max_inputs)
     if job.task is Task.FEATURE_EXTRACTION:
         _count("inputs", job.inputs, limits.max_inputs)
     elif job.task is Task.SENTENCE_SIMILARITY:
@@ -112,6 +115,18 @@ def check_job(job: Job, limits: Limits, *, prefix: str = "parameters.") -> None:
         for name in ("width", "height"):
             _check_at_most(prefix + name, params.get(name), limits.max_image_side, "max_image_side", " pixels")
         _check_at_most(prefix + "num_inference_steps", params.get("num_inference_steps"), limits.max_inference_steps, "max_inference_steps", " steps")
+    elif job.task is Task.IMAGE_TO_IMAGE:
+        for name in ("width", "height"):
+            size = (params.get("target_size") or {}).get(name)
+            _check_at_most(f"{prefix}target_size.{name}", size, limits.max_image_side, "max_image_side", " pixels")
+        _check_at_most(prefix + "num_inference_steps", params.get("num_inference_steps"), limits.max_inference_steps, "max_inference_steps", " steps")
+    elif job.task is Task.ZERO_SHOT_IMAGE_CLASSIFICATION:
+        _count(prefix + "candidate_labels", params.get("candidate_labels"), limits.max_inputs)
+    elif job.task is Task.DOCUMENT_QUESTION_ANSWERING:
+        _check_at_most(prefix + "max_answer_len", params.get("max_answer_len"), limits.max_new_tokens, "max_new_tokens", " tokens")
+    elif job.task in (Task.TABULAR_CLASSIFICATION, Task.TABULAR_REGRESSION):
+        rows = next(iter(job.inputs["data"].values()), [])
+        _count("inputs.data", rows, limits.max_inputs)
 
 
 def _check_sampling(params: dict[str, Any], prefix: str, limits: Limits) -> None:
@@ -133,16 +148,26 @@ def _check_sampling(params: dict[str, Any], prefix: str, limits: Limits) -> None
 def check_media(job: Job, limits: Limits) -> None:
     """Refuse an image larger than ``max_image_pixels`` or audio longer than
     ``max_audio_seconds``, reading only the file's header."""
+    kind = get_task(job.task).input_kind
+    if kind is InputKind.IMAGE_QUESTION:  # a base64 image inside the JSON inputs
+        _check_image(_base64_head(job.inputs["image"]), limits, "inputs.image")
+        return
     if not isinstance(job.inputs, (bytes, bytearray)):
         return
-    kind = get_task(job.task).input_kind
     if kind is InputKind.IMAGE:
         _check_image(bytes(job.inputs), limits)
     elif kind is InputKind.AUDIO:
         _check_audio(bytes(job.inputs), limits)
 
 
-def _check_image(data: bytes, limits: Limits) -> None:
+def _base64_head(text: str) -> bytes:
+    """The image bytes of a base64 string (validated by the request model already)."""
+    import base64
+
+    return base64.b64decode(text)
+
+
+def _check_image(data: bytes, limits: Limits, where: str = "inputs") -> None:
     from PIL import Image
 
     try:
@@ -151,9 +176,9 @@ def _check_image(data: bytes, limits: Limits) -> None:
             width, height = image.size
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         # OSError covers UnidentifiedImageError; DecompressionBombError is Pillow's own cap.
-        raise HTTPProblem(400, f"Error in `inputs`: could not read the image: {_short(exc)}") from None
+        raise HTTPProblem(400, f"Error in `{where}`: could not read the image: {_short(exc)}") from None
     if width * height > limits.max_image_pixels:
-        raise _over("inputs", f"the image is {width}x{height} = {width * height:,} pixels, which", f"{limits.max_image_pixels:,}", "max_image_pixels")
+        raise _over(where, f"the image is {width}x{height} = {width * height:,} pixels, which", f"{limits.max_image_pixels:,}", "max_image_pixels")
 
 
 def _check_audio(data: bytes, limits: Limits) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._version import __version__
 from ..tasks import Task
-from .backends import Backend, LoadContext, loaders, tiny_builders
+from .backends import Backend, LoadContext, built_models, loaders, tiny_builders
 from .backends._common import is_tiny
 from .registry import ModelEntry, Registry, package_path
 
@@ -95,7 +95,9 @@ class ModelManager:
     def is_cached(self, entry: ModelEntry) -> bool:
         """Whether loading will be fast: weights present locally (built, converted or shipped)."""
         if entry.kind == "tiny":
-            return is_tiny(self._tiny_dir(Task(entry.target)))
+            return is_tiny(self._tiny_dir(entry.target))
+        if entry.kind == "builtin":
+            return (self._built_dir(entry.target) / "config.json").is_file()
         if entry.kind == "package":
             try:
                 path = package_path(entry.target)
@@ -161,7 +163,9 @@ class ModelManager:
                 raise ModelLoadFailed(f"the folder {path} does not exist")
             return path
         if entry.kind == "tiny":
-            return self._tiny(Task(entry.target))
+            return self._tiny(entry.target)
+        if entry.kind == "builtin":
+            return self._built(entry.target)
         _check_hub_reachable(entry.target)
         return entry.target
 
@@ -169,18 +173,34 @@ class ModelManager:
         path = Path(entry.target).expanduser()
         return path if path.is_absolute() or entry.root is None else entry.root / path
 
-    def _tiny_dir(self, task: Task) -> Path:
-        return self.cache_dir / "tiny" / __version__ / task.value
+    def _tiny_dir(self, name: str) -> Path:
+        return self.cache_dir / "tiny" / __version__ / str(name)
 
-    def _tiny(self, task: Task) -> Path:
-        target = self._tiny_dir(task)
-        if is_tiny(target):
-            return target
-        builder = tiny_builders().get(task)
+    def _tiny(self, name: str) -> Path:
+        """A tiny random-weight model (``name`` is its task, or another builder's name)."""
+        builder = tiny_builders().get(name)
         if builder is None:
-            raise ModelLoadFailed(f"no tiny-model builder for {task.value!r}")
+            raise ModelLoadFailed(f"no tiny-model builder for {name!r}")
+        return self._build_once(self._tiny_dir(name), builder, is_tiny)
+
+    def _built_dir(self, name: str) -> Path:
+        return self.cache_dir / "built" / __version__ / name
+
+    def _built(self, name: str) -> Path:
+        """A model trained here, once, from data that ships in a package (real weights)."""
+        builder = built_models().get(name)
+        if builder is None:
+            raise ModelLoadFailed(f"no built-in model {name!r}; known: {', '.join(sorted(built_models()))}")
+        return self._build_once(self._built_dir(name), builder, lambda folder: (folder / "config.json").is_file())
+
+    @staticmethod
+    def _build_once(target: Path, builder: Any, done: Any) -> Path:
+        """``builder`` writes into a scratch folder renamed into place, so a crash never leaves
+        a half-built model behind and concurrent processes do not clash."""
+        if done(target):
+            return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{task.value}-", dir=target.parent))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             builder(scratch)
             if target.exists():  # another process finished first

