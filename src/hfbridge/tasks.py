@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import schemas as s
 
-__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES"]
+__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES", "SPEC_TASKS"]
 
 
 class Task(str, Enum):
-    """The values of the spec's ``/pipeline/{task}`` enum (21 tasks)."""
+    """The tasks hfbridge knows: the spec's ``/pipeline/{task}`` enum (21), and beyond it the
+    hosted API's and TEI's other tasks."""
 
     TEXT_GENERATION = "text-generation"
     TEXT_CLASSIFICATION = "text-classification"
@@ -43,6 +44,8 @@ class Task(str, Enum):
     AUTOMATIC_SPEECH_RECOGNITION = "automatic-speech-recognition"
     AUDIO_CLASSIFICATION = "audio-classification"
     TEXT_TO_SPEECH = "text-to-speech"
+    #: reranking (TEI's ``/rerank``); the hub's name for the task
+    TEXT_RANKING = "text-ranking"
 
     def __str__(self) -> str:
         return self.value
@@ -58,6 +61,7 @@ class InputKind(str, Enum):
     ZERO_SHOT = "text and candidate labels"
     TABLE = "query and table"
     MESSAGES = "chat messages"
+    QUERY_TEXTS = "query and texts"
     IMAGE = "image"
     AUDIO = "audio"
 
@@ -141,6 +145,12 @@ class TextToImageArgs(_ToolArgs):
     height: int | None = Field(default=None, ge=8, le=4096, description="Height in pixels.")
 
 
+class RerankArgs(_ToolArgs):
+    query: str = Field(min_length=1, description="What the texts should be relevant to.")
+    texts: list[str] = Field(min_length=1, description="The texts to rank.")
+    top_n: int | None = Field(default=None, ge=1, description="Keep only the best N texts.")
+
+
 class ChatArgs(_ToolArgs):
     message: str = Field(min_length=1, description="The user's message.")
 
@@ -163,6 +173,8 @@ class TaskSpec:
     hosted_pipeline_route: bool = False
     #: the spec's task route also takes JSON ``{"inputs": url}`` (image-classification)
     spec_route_accepts_url: bool = False
+    #: one of the spec's 21 ``/pipeline/{task}`` values (False: the hosted API's or TEI's own)
+    in_spec: bool = True
 
     @property
     def name(self) -> str:
@@ -243,10 +255,15 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(_T.TEXT_TO_SPEECH, "text_to_speech", _K.TEXT, s.TextToSpeechRequest, s.NoParameters,
                  "Speak a text aloud; returns the path of the audio file written.", TextArgs,
                  output=OutputKind.AUDIO),
+        TaskSpec(_T.TEXT_RANKING, "rerank", _K.QUERY_TEXTS, s.TextRankingRequest, s.TextRankingParameters,
+                 "Rank texts by how relevant each is to a query, best first; returns indices and scores.",
+                 RerankArgs, in_spec=False),
     ]
 }
 
 SPEC_TASK_ROUTES: frozenset[Task] = frozenset(t for t, spec in TASKS.items() if spec.spec_route)
+#: the 21 tasks of the spec's enum
+SPEC_TASKS: frozenset[Task] = frozenset(t for t, spec in TASKS.items() if spec.in_spec)
 
 
 def get_task(task: Task | str) -> TaskSpec:

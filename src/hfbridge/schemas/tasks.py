@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ._base import FieldProblem, _Request, _Response  # noqa: F401
 from .grammar import Grammar
@@ -89,11 +89,44 @@ class FillMaskParameters(_Request):
 
 
 class FeatureExtractionParameters(_Request):
-    """``pooling="none"`` asks for token-level vectors; ``normalize`` for unit-length vectors."""
+    """``pooling="none"`` asks for token-level vectors; ``normalize`` for unit-length vectors.
+    The rest are TEI's: ``truncation_direction`` (which end a long input loses),
+    ``prompt_name`` (one of the model's configured prompts, e.g. ``"query"``) and
+    ``dimensions`` (keep the first N dimensions of a Matryoshka model)."""
 
     normalize: bool | None = None
     truncate: bool | None = None
     pooling: Literal["mean", "cls", "none"] | None = None
+    truncation_direction: Literal["left", "right"] | None = None
+    prompt_name: str | None = Field(default=None, min_length=1)
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("truncation_direction", mode="before")
+    @classmethod
+    def _direction(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # TEI and huggingface_hub write "Left"/"Right"
+
+
+class TextRankingParameters(_Request):
+    """Reranking (TEI's ``/rerank``): ``top_n`` best texts, with their ``text`` if asked."""
+
+    top_n: int | None = Field(default=None, ge=1)
+    return_text: bool | None = None
+    truncate: bool | None = None
+    raw_scores: bool | None = None
+    truncation_direction: Literal["left", "right"] | None = None
+
+
+class TextRankingRequest(_TaskRequest):
+    """TEI's ``/rerank`` body (``hfbridge serve`` answers it at ``/rerank`` and ``/models/{id}/rerank``)."""
+
+    query: str = Field(min_length=1)
+    texts: list[str] = Field(min_length=1)
+    top_n: int | None = Field(default=None, ge=1)
+    return_text: bool | None = None
+    truncate: bool | None = None
+    raw_scores: bool | None = None
+    truncation_direction: Literal["left", "right"] | None = None
 
 
 class ZeroShotClassificationParameters(_Request):
@@ -316,6 +349,15 @@ class ImageSegmentationResult(_Response):
 
 class SpeechRecognitionResult(_Response):
     text: str
+
+
+class RerankResult(_Response):
+    """One ranked text: its position in the texts given (``index``), its relevance ``score``,
+    and the ``text`` itself when asked for."""
+
+    index: int
+    score: float
+    text: str | None = None
 
 
 class TableQuestionAnsweringResult(_Response):
