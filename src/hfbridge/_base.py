@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping, Sequence
 from . import schemas as s
 from . import validation as v
 from .chat_params import grammar_to_wire, provider_model, response_format_to_wire, tool_choice_to_wire, tools_to_wire
-from .config import ClientConfig
+from .config import ClientConfig, Layout
 from .errors import InvalidInputError
 from .media import to_binary_input
 from .protocol import Call
@@ -152,7 +152,7 @@ class TaskMethods:
 
     def text_classification(
         self,
-        text: str,
+        text: str | Sequence[str] | tuple[str, str] | Sequence[tuple[str, str]],
         *,
         model: str | None = None,
         top_k: int | None = None,
@@ -160,14 +160,25 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """Labels with scores, best first: ``list[ClassificationResult]``."""
-        v.require_text(text, "text")
+        """Labels with scores, best first: ``list[ClassificationResult]``; for a list of texts,
+        one such list per text, in order.
+
+        A ``(text, text_pair)`` tuple (or a list of them) is classified as a pair, as NLI and
+        cross-encoder models expect, through TEI's ``/predict`` (``layout="endpoint"``)."""
+        pairs = _text_pairs(text)
+        extra: dict[str, Any] = {}
+        if pairs is not None:
+            inputs: Any = pairs
+            extra = {"pairs": True, "unwrap_single": isinstance(text, tuple)}
+        else:
+            inputs = v.require_texts(text, "text")
         params = self._params(Task.TEXT_CLASSIFICATION, top_k=top_k, function_to_apply=function_to_apply)
-        return self._call(Task.TEXT_CLASSIFICATION, model, text, params, use_cache=use_cache, wait_for_model=wait_for_model)
+        return self._call(Task.TEXT_CLASSIFICATION, model, inputs, params, use_cache=use_cache,
+                          wait_for_model=wait_for_model, extra=extra)
 
     def token_classification(
         self,
-        text: str,
+        text: str | Sequence[str],
         *,
         model: str | None = None,
         aggregation_strategy: Literal["none", "simple", "first", "average", "max"] | None = None,
@@ -176,8 +187,9 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """Entities found in ``text``: ``list[TokenClassificationResult]``."""
-        v.require_text(text, "text")
+        """Entities found in ``text``: ``list[TokenClassificationResult]`` (for a list of texts,
+        one such list per text, in order)."""
+        text = v.require_texts(text, "text")
         params = self._params(
             Task.TOKEN_CLASSIFICATION, aggregation_strategy=aggregation_strategy,
             ignore_labels=list(ignore_labels) if ignore_labels is not None else None, stride=stride,
@@ -204,7 +216,7 @@ class TaskMethods:
 
     def summarization(
         self,
-        text: str,
+        text: str | Sequence[str],
         *,
         model: str | None = None,
         min_length: int | None = None,
@@ -212,8 +224,8 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """A ``SummarizationResult``."""
-        v.require_text(text, "text")
+        """A ``SummarizationResult`` (a list of them, in order, for a list of texts)."""
+        text = v.require_texts(text, "text")
         params = self._params(Task.SUMMARIZATION, min_length=min_length, max_length=max_length)
         if "min_length" in params and "max_length" in params and params["min_length"] > params["max_length"]:
             raise InvalidInputError("min_length", "must not exceed max_length")
@@ -221,7 +233,7 @@ class TaskMethods:
 
     def translation(
         self,
-        text: str,
+        text: str | Sequence[str],
         *,
         model: str | None = None,
         src_lang: str | None = None,
@@ -230,14 +242,14 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """A ``TranslationResult``."""
-        v.require_text(text, "text")
+        """A ``TranslationResult`` (a list of them, in order, for a list of texts)."""
+        text = v.require_texts(text, "text")
         params = self._params(Task.TRANSLATION, src_lang=src_lang, tgt_lang=tgt_lang, max_length=max_length)
         return self._call(Task.TRANSLATION, model, text, params, use_cache=use_cache, wait_for_model=wait_for_model)
 
     def fill_mask(
         self,
-        text: str,
+        text: str | Sequence[str],
         *,
         model: str | None = None,
         top_k: int | None = None,
@@ -245,14 +257,15 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """Candidates for the masked token: ``list[FillMaskResult]``."""
-        v.require_text(text, "text")
+        """Candidates for the masked token: ``list[FillMaskResult]`` (one such list per text for a
+        list of texts)."""
+        text = v.require_texts(text, "text")
         params = self._params(Task.FILL_MASK, top_k=top_k, targets=list(targets) if targets else None)
         return self._call(Task.FILL_MASK, model, text, params, use_cache=use_cache, wait_for_model=wait_for_model)
 
     def text2text_generation(
         self,
-        text: str,
+        text: str | Sequence[str],
         *,
         model: str | None = None,
         max_new_tokens: int | None = None,
@@ -260,8 +273,8 @@ class TaskMethods:
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """A ``GeneratedText``."""
-        v.require_text(text, "text")
+        """A ``GeneratedText`` (a list of them, in order, for a list of texts)."""
+        text = v.require_texts(text, "text")
         params = self._params(Task.TEXT2TEXT_GENERATION, max_new_tokens=max_new_tokens, max_length=max_length)
         return self._call(Task.TEXT2TEXT_GENERATION, model, text, params, use_cache=use_cache, wait_for_model=wait_for_model)
 
@@ -271,25 +284,81 @@ class TaskMethods:
         *,
         model: str | None = None,
         pooling: Pooling = "mean",
-        normalize: bool = False,
+        normalize: bool | None = None,
         truncate: bool | None = None,
+        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
+        prompt_name: str | None = None,
+        dimensions: int | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
         """Embeddings: ``list[float]`` for one text, ``list[list[float]]`` (input order) for a list.
 
-        Servers answer pooled vectors or token-level ones depending on the model. Token-level
-        answers are pooled here as ``pooling`` says (``mean`` over tokens, ``cls`` = first token,
-        ``max`` per dimension); ``pooling="none"`` returns the token vectors instead.
-        ``normalize=True`` scales every vector to unit length, here, whatever the server does."""
+        Servers answer pooled vectors or token-level ones depending on the model (every shape
+        is listed in :func:`hfbridge.shapes.normalize_embeddings`). Token-level answers are pooled
+        here as ``pooling`` says (``mean`` over tokens, ``cls`` = first token, ``max`` per
+        dimension); ``pooling="none"`` returns the token vectors instead. ``normalize=True``
+        asks the server for unit vectors and makes sure of it here; ``False`` asks TEI for raw
+        ones. TEI's ``truncate``, ``truncation_direction``, ``prompt_name`` and ``dimensions``
+        (Matryoshka: the first N dimensions) are sent as given. On an OpenAI-compatible base
+        (``layout="openai"``: TEI's, vLLM's or the router's ``/v1``) the request goes to
+        ``{base}/embeddings``; ``encoding_format="base64"`` makes its answer smaller and is
+        decoded here."""
         inputs = v.require_texts(text, "text")
         if pooling not in ("mean", "cls", "max", "none"):
             raise InvalidInputError("pooling", f"must be 'mean', 'cls', 'max' or 'none', got {pooling!r}")
-        if isinstance(inputs, list):
-            inputs = list(inputs)
-        params = self._params(Task.FEATURE_EXTRACTION, truncate=truncate)
+        if normalize is not None and not isinstance(normalize, bool):
+            raise InvalidInputError("normalize", f"must be True, False or None, got {normalize!r}")
+        if encoding_format not in (None, "float", "base64"):
+            raise InvalidInputError("encoding_format", f"must be 'float' or 'base64', got {encoding_format!r}")
+        if self._config.layout is Layout.OPENAI:
+            tei_only = {"truncate": truncate, "truncation_direction": truncation_direction, "prompt_name": prompt_name}
+            given = [name for name, value in tei_only.items() if value is not None]
+            if given or pooling == "none":
+                name = given[0] if given else "pooling"
+                raise InvalidInputError(name, "is not part of the OpenAI embeddings API; use layout='endpoint' for TEI's own /embed")
+            params = self._params(Task.FEATURE_EXTRACTION, dimensions=dimensions)
+        else:
+            if encoding_format is not None:
+                raise InvalidInputError("encoding_format", "only applies to an OpenAI-compatible base (layout='openai')")
+            params = self._params(Task.FEATURE_EXTRACTION, normalize=normalize, truncate=truncate,
+                                  truncation_direction=truncation_direction, prompt_name=prompt_name, dimensions=dimensions)
+        extra = {"pooling": pooling, "normalize": bool(normalize), "encoding_format": encoding_format}
         return self._call(Task.FEATURE_EXTRACTION, model, inputs, params, use_cache=use_cache,
-                          wait_for_model=wait_for_model, extra={"pooling": pooling, "normalize": normalize})
+                          wait_for_model=wait_for_model, extra=extra)
+
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        top_n: int | None = None,
+        return_text: bool = False,
+        truncate: bool | None = None,
+        raw_scores: bool | None = None,
+        truncation_direction: Literal["left", "right", "Left", "Right"] | None = None,
+        use_cache: bool | None = None,
+        wait_for_model: bool | None = None,
+    ) -> Any:
+        """``texts`` ranked by relevance to ``query``, best first: ``list[RerankResult]`` (each
+        with the ``index`` it had in ``texts`` and its ``score``; ``text`` too with
+        ``return_text=True``), at most ``top_n`` of them.
+
+        Goes to TEI's ``/rerank`` (an endpoint, or ``hfbridge serve``), to the Cohere-style
+        ``{base}/rerank`` of OpenAI-compatible servers, or on the hosted API to a cross-encoder
+        model that scores each (query, text) pair."""
+        v.require_text(query, "query")
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise InvalidInputError("texts", "must be a list of strings")
+        if not texts:
+            raise InvalidInputError("texts", "must contain at least one text to rank")
+        items = [v.require_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+        params = self._params(Task.TEXT_RANKING, top_n=top_n, return_text=return_text or None, truncate=truncate,
+                              raw_scores=raw_scores, truncation_direction=truncation_direction)
+        return self._call(Task.TEXT_RANKING, model, {"query": query, "texts": items}, params,
+                          use_cache=use_cache, wait_for_model=wait_for_model)
 
     def sentence_similarity(
         self,
@@ -717,3 +786,22 @@ def _options(use_cache: bool | None, wait_for_model: bool | None) -> Options:
         if value is not None and not isinstance(value, bool):
             raise InvalidInputError(name, f"must be True, False or None, got {value!r}")
     return Options(use_cache=use_cache, wait_for_model=wait_for_model)
+
+
+def _text_pairs(value: Any) -> list[tuple[str, str]] | None:
+    """``(text, text_pair)`` or a list of such tuples, checked; None for plain texts."""
+    def pair(item: Any, field: str) -> tuple[str, str] | None:
+        if isinstance(item, tuple):
+            if len(item) != 2:
+                raise InvalidInputError(field, f"a text pair is a (text, text_pair) tuple of two strings, got {len(item)} items")
+            return (v.require_text(item[0], f"{field}[0]"), v.require_text(item[1], f"{field}[1]"))
+        return None
+
+    if isinstance(value, tuple):
+        return [pair(value, "text")]  # type: ignore[list-item]
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        pairs = [pair(item, f"text[{i}]") for i, item in enumerate(value)]
+        if any(p is None for p in pairs):
+            raise InvalidInputError("text", "mixes text pairs and plain texts; give one kind")
+        return pairs  # type: ignore[return-value]
+    return None

@@ -107,6 +107,7 @@ def _route(config: ClientConfig, call: Call) -> Route:
         has_parameters=bool(call.parameters),
         generic=call.generic,
         force_task=call.force_task,
+        text_pairs=bool(call.extra.get("pairs")),
     )
 
 
@@ -161,6 +162,11 @@ def _inputs_json(call: Call) -> Any:
 
 
 def _json_body(route: Route, call: Call, options: dict[str, Any]) -> dict[str, Any]:
+    if route.style in _SPECIAL_BODIES:
+        body = _SPECIAL_BODIES[route.style](call)
+        if route.options_in_body and options:
+            body["options"] = options
+        return body
     if route.style is BodyStyle.CHAT:
         body: dict[str, Any] = {"messages": call.inputs}
         if call.model:
@@ -177,6 +183,46 @@ def _json_body(route: Route, call: Call, options: dict[str, Any]) -> dict[str, A
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _rerank_body(call: Call) -> dict[str, Any]:
+    return {"query": call.inputs["query"], "texts": call.inputs["texts"], **call.parameters}
+
+
+def _cohere_rerank_body(call: Call) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": call.model, "query": call.inputs["query"], "documents": call.inputs["texts"]}
+    if "top_n" in call.parameters:
+        body["top_n"] = call.parameters["top_n"]
+    if call.parameters.get("return_text"):
+        body["return_documents"] = True
+    return body
+
+
+def _pairs_body(call: Call) -> dict[str, Any]:
+    query = call.inputs["query"]
+    return {"inputs": [{"text": query, "text_pair": text} for text in call.inputs["texts"]]}
+
+
+def _openai_embeddings_body(call: Call) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": call.inputs, "model": call.model}
+    if "dimensions" in call.parameters:
+        body["dimensions"] = call.parameters["dimensions"]
+    if call.extra.get("encoding_format"):
+        body["encoding_format"] = call.extra["encoding_format"]
+    return body
+
+
+def _predict_body(call: Call) -> dict[str, Any]:
+    return {"inputs": [list(pair) for pair in call.inputs], **call.parameters}
+
+
+_SPECIAL_BODIES = {
+    BodyStyle.RERANK: _rerank_body,
+    BodyStyle.COHERE_RERANK: _cohere_rerank_body,
+    BodyStyle.PAIRS: _pairs_body,
+    BodyStyle.OPENAI_EMBEDDINGS: _openai_embeddings_body,
+    BodyStyle.PREDICT: _predict_body,
+}
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ dedicated endpoint, and it is tested as a table.
 | spec     | /models/{id}/{task} (13 tasks), else /models/{id} | /pipeline/{task} |
 | hosted   | /models/{id}; /models/{id}/pipeline/{task} for embeddings; chat: /models/{id}/v1/chat/completions | error: needs a model |
 | endpoint | base URL itself; chat: {base}/v1/chat/completions | same            |
-| openai   | chat: {base}/chat/completions, the model in the body (``org/name:provider``) | error |
+| openai   | chat: {base}/chat/completions, the model in the body (``org/name:provider``); {base}/embeddings; {base}/rerank | error |
+
+Reranking (``text-ranking``) goes to TEI's ``/rerank`` (endpoint; spec: ``/models/{id}/rerank`` or
+``/rerank``), the Cohere-style ``{base}/rerank`` (openai), or, on the hosted API, to the model as
+cross-encoder pairs. Text pairs for classification go to TEI's ``{base}/predict``.
 
 Chat completions go to the OpenAI-compatible route in every layout: ``/models/{id}/v1/chat/completions``
 (spec and hosted), ``/v1/chat/completions`` on a spec server without a model (its default chat model).
@@ -34,6 +38,11 @@ class BodyStyle(str, Enum):
     JSON = "json"  # {"inputs", "parameters", "options"?}
     RAW = "raw"  # the image/audio bytes themselves
     CHAT = "chat"  # OpenAI-style chat completion body
+    RERANK = "rerank"  # TEI's {"query", "texts", ...}
+    COHERE_RERANK = "cohere_rerank"  # OpenAI-compatible servers' {"model", "query", "documents", "top_n"}
+    PAIRS = "pairs"  # the hosted API's cross-encoder scoring: {"inputs": [{"text", "text_pair"}, ...]}
+    OPENAI_EMBEDDINGS = "openai_embeddings"  # {"input", "model", "dimensions"?, "encoding_format"?}
+    PREDICT = "predict"  # TEI's /predict: {"inputs": [[a, b], ...]} for text pairs
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,13 @@ def plan_route(
     has_parameters: bool,
     generic: bool = False,
     force_task: bool = False,
+    text_pairs: bool = False,
 ) -> Route:
     """The route for one call.
 
     ``generic`` is :meth:`run` / :meth:`run_pipeline` (always JSON), ``force_task`` a ``run``
-    that names a task to override the model's own (the hosted pipeline route).
+    that names a task to override the model's own (the hosted pipeline route), ``text_pairs`` a
+    text classification of (text, text) pairs.
     """
     base = config.base_url
     layout = config.layout
@@ -72,10 +83,23 @@ def plan_route(
         )
     if task is Task.CONVERSATIONAL and not generic:
         return _chat_route(config, model)
+    if task is Task.TEXT_RANKING and not generic:
+        return _rerank_route(config, model)
+    if layout is Layout.OPENAI and task is Task.FEATURE_EXTRACTION and not generic:
+        if model is None:
+            raise InvalidInputError("model", f"an OpenAI-compatible base ({base}) needs a model id for embeddings")
+        return Route(f"{base}/embeddings", BodyStyle.OPENAI_EMBEDDINGS, False)
+    if text_pairs:
+        if layout is not Layout.ENDPOINT:
+            raise InvalidInputError(
+                "text", "text pairs are classified by TEI's /predict: use layout='endpoint' with a TEI server "
+                "(or rerank() to score a query against texts)"
+            )
+        return Route(f"{base}/predict", BodyStyle.PREDICT, False)
 
     if layout is Layout.OPENAI:
         raise InvalidInputError(
-            "layout", f"an OpenAI-compatible base ({base}) serves chat completions, not '{task.value}'; "
+            "layout", f"an OpenAI-compatible base ({base}) serves chat completions, embeddings and reranking, not '{task.value}'; "
             "use layout='endpoint' (a TGI/TEI server), 'hosted' or 'spec' for other tasks"
         )
 
@@ -120,3 +144,23 @@ def _chat_route(config: ClientConfig, model: str | None) -> Route:
             raise InvalidInputError("model", "the hosted API needs a model id for chat completions (task 'conversational'); pass model=...")
         return Route(f"{base}/v1/chat/completions", BodyStyle.CHAT, False)
     return Route(f"{base}/models/{model}/v1/chat/completions", BodyStyle.CHAT, False)
+
+
+def _rerank_route(config: ClientConfig, model: str | None) -> Route:
+    """TEI's ``/rerank`` on an endpoint and on ``hfbridge serve``; the Cohere-style ``{base}/rerank``
+    of OpenAI-compatible servers (vLLM, the router's providers); on the hosted API, a
+    cross-encoder scores (query, text) pairs as text classification."""
+    base, layout = config.base_url, config.layout
+    if layout is Layout.ENDPOINT:
+        return Route(f"{base}/rerank", BodyStyle.RERANK, False)
+    if layout is Layout.OPENAI:
+        if model is None:
+            raise InvalidInputError("model", f"an OpenAI-compatible base ({base}) needs a model id for reranking")
+        return Route(f"{base}/rerank", BodyStyle.COHERE_RERANK, False)
+    if layout is Layout.HOSTED:
+        if model is None:
+            raise InvalidInputError("model", "the hosted API needs a model id (a cross-encoder) for reranking (task 'text-ranking')")
+        return Route(f"{base}/models/{model}", BodyStyle.PAIRS, False)
+    if model is None:
+        return Route(f"{base}/rerank", BodyStyle.RERANK, True)
+    return Route(f"{base}/models/{model}/rerank", BodyStyle.RERANK, True)

@@ -21,7 +21,7 @@ from .errors import ResponseFormatError
 from .tasks import Task
 from .validation import field_path
 
-__all__ = ["normalize", "generated_start", "chat_finish_reason", "pool_tokens", "l2_normalize", "normalize_embeddings", "NormalizeContext"]
+__all__ = ["normalize", "shape_of", "generated_start", "chat_finish_reason", "pool_tokens", "l2_normalize", "normalize_embeddings", "NormalizeContext"]
 
 
 class NormalizeContext:
@@ -35,6 +35,10 @@ class NormalizeContext:
         self.inputs = inputs
         self.parameters = parameters or {}
         self.extra = extra or {}
+
+    def for_input(self, index: int) -> "NormalizeContext":
+        """The context of one input of a batched call."""
+        return NormalizeContext(self.task, self.model, self.inputs[index], self.parameters, self.extra)
 
     def fail(self, what: str) -> ResponseFormatError:
         return ResponseFormatError(what, task=self.task.value, model=self.model)
@@ -244,16 +248,67 @@ def l2_normalize(vector: list[float]) -> list[float]:
     return list(vector) if norm == 0.0 else [x / norm for x in vector]
 
 
+def shape_of(data: Any) -> list[int]:
+    """The lengths along the first elements of a nested list: ``[2, 1, 8, 384]``."""
+    shape = []
+    while isinstance(data, list):
+        shape.append(len(data))
+        if not data:
+            break
+        data = data[0]
+    return shape
+
+
+def _openai_embeddings(ctx: NormalizeContext, data: dict[str, Any]) -> list[Any]:
+    """``{"data": [{"index", "embedding"}]}`` (OpenAI, TEI's and vLLM's ``/v1/embeddings``) in
+    input order; ``embedding`` as floats or base64 little-endian float32 (``encoding_format``)."""
+    items = data.get("data")
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "embedding" in i for i in items):
+        raise ctx.fail(f"expected an OpenAI embeddings list {{'data': [{{'index', 'embedding'}}]}}, got {_preview(data)}")
+    ordered = sorted(items, key=lambda item: item.get("index", 0))
+    return [_decode_vector(ctx, item["embedding"]) for item in ordered]
+
+
+def _decode_vector(ctx: NormalizeContext, value: Any) -> Any:
+    if isinstance(value, str):
+        import array
+        import base64
+        import sys
+
+        raw = base64.b64decode(value)
+        if len(raw) % 4:
+            raise ctx.fail(f"a base64 embedding of {len(raw)} bytes is not float32 data")
+        floats = array.array("f")
+        floats.frombytes(raw)
+        if sys.byteorder != "little":  # pragma: no cover - the wire format is little-endian
+            floats.byteswap()
+        return floats.tolist()
+    return value
+
+
 def normalize_embeddings(ctx: NormalizeContext, data: Any) -> Any:
     """One vector per input, in input order; token-level answers pooled as ``ctx.extra["pooling"]``.
 
-    Known shapes: ``[f]`` (one input), ``[[f]]`` (one vector per input), ``[[[f]]]`` (token
-    vectors per input), and ``[[f], ...]`` for one input, which is token-level.
+    The shapes real servers send, for N inputs of T tokens and D dimensions:
+
+    * ``[D]``: one input, pooled (sentence-transformers on the hosted API, a single string);
+    * ``[N, D]``: pooled vectors (sentence-transformers, TEI ``/embed``);
+    * ``[T, D]``: one input, token vectors;
+    * ``[N, T, D]``: token vectors per input (TEI ``/embed_all``; also ``[1, T, D]`` for one
+      string from transformers' feature-extraction pipeline, the hosted API for plain models);
+    * ``[N, 1, T, D]``: transformers' pipeline given a list (each item keeps its batch of one);
+    * ``{"data": [{"index", "embedding"}]}``: the OpenAI-compatible ``/v1/embeddings``.
+
+    Anything else raises :class:`ResponseFormatError` saying which shape arrived.
     """
     single = isinstance(ctx.inputs, str)
     count = 1 if single else len(ctx.inputs)
     pooling = ctx.extra.get("pooling", "mean")
+    if isinstance(data, dict):
+        data = _openai_embeddings(ctx, data)
     depth = _depth(data)
+    if depth == 4 and len(data) == count and all(isinstance(item, list) and len(item) == 1 for item in data):
+        data, depth = [item[0] for item in data], 3
     if depth == 1 and count == 1:
         vectors: list[Any] = [data]
         token_level = False
@@ -265,8 +320,8 @@ def normalize_embeddings(ctx: NormalizeContext, data: Any) -> Any:
         vectors, token_level = data, True
     else:
         raise ctx.fail(
-            f"expected {count} embedding(s) as [f], [[f]] or [[[f]]] nesting; got depth {depth} "
-            f"with {len(data) if isinstance(data, list) else 0} rows"
+            f"expected {count} embedding(s) shaped [D], [N, D], [N, T, D] or [N, 1, T, D]; "
+            f"got shape {shape_of(data) if depth > 0 else type(data).__name__}"
         )
     if token_level:
         if pooling == "none":
@@ -277,20 +332,84 @@ def normalize_embeddings(ctx: NormalizeContext, data: Any) -> Any:
             raise ctx.fail(str(exc)) from None
     elif pooling == "none":
         raise ctx.fail("pooling='none' asks for token-level vectors, but the server sent pooled ones")
+    dimensions = ctx.parameters.get("dimensions")
+    if dimensions is not None and vectors and len(vectors[0]) > dimensions:
+        # The server ignored ``dimensions``: keep the leading ones, as Matryoshka models are read.
+        vectors = [v[:dimensions] for v in vectors]
     if ctx.extra.get("normalize"):
         vectors = [l2_normalize(v) for v in vectors]
     return vectors[0] if single else vectors
 
 
+def _per_input(single: Callable[[NormalizeContext, Any], Any]) -> Callable[[NormalizeContext, Any], Any]:
+    """A task answered for one text, extended to a list of texts: one result per input, in order
+    (the hosted API and TEI take lists for the text tasks). A single string keeps its type."""
+
+    def run(ctx: NormalizeContext, data: Any) -> Any:
+        if not isinstance(ctx.inputs, list):
+            return single(ctx, data)
+        count = len(ctx.inputs)
+        if not isinstance(data, list) or len(data) != count:
+            got = f"{len(data)} items" if isinstance(data, list) else type(data).__name__
+            raise ctx.fail(f"expected one result per input ({count}), got {got}: {_preview(data)}")
+        results = [single(ctx.for_input(i), item) for i, item in enumerate(data)]
+        return results[0] if ctx.extra.get("unwrap_single") else results
+
+    return run
+
+
+#: labels a cross-encoder gives the "relevant" class, when it has more than one
+_RELEVANT_LABELS = ("LABEL_1", "relevant", "entailment", "yes", "true")
+
+
+def _pair_score(ctx: NormalizeContext, item: Any) -> float:
+    labels = _validate(ctx, list[s.ClassificationResult], [item] if isinstance(item, dict) else item)
+    if len(labels) == 1:
+        return labels[0].score
+    for label in labels:
+        if label.label in _RELEVANT_LABELS:
+            return label.score
+    raise ctx.fail(f"cannot tell which of the labels {[l.label for l in labels]} means 'relevant'")
+
+
+def _rerank(ctx: NormalizeContext, data: Any) -> list[s.RerankResult]:
+    """Ranked texts, best first, each with its original index: from TEI's ``[{index, score,
+    text?}]``, the Cohere-style ``{"results": [{index, relevance_score, document?}]}``, or the
+    hosted API's cross-encoder scores (one classification per (query, text) pair, in order)."""
+    texts = ctx.inputs["texts"]
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        ranked = []
+        for item in data["results"]:
+            document = item.get("document")
+            text = document.get("text") if isinstance(document, dict) else document
+            ranked.append({"index": item.get("index"), "score": item.get("relevance_score", item.get("score")), "text": text})
+        results = _validate(ctx, list[s.RerankResult], ranked)
+    elif isinstance(data, list) and data and isinstance(data[0], dict) and "index" in data[0]:
+        results = _validate(ctx, list[s.RerankResult], data)
+    elif isinstance(data, list) and len(data) == len(texts):
+        results = [s.RerankResult(index=i, score=_pair_score(ctx, item)) for i, item in enumerate(data)]
+    else:
+        raise ctx.fail(f"expected one score per text ({len(texts)}), got {_preview(data)}")
+    if any(not 0 <= r.index < len(texts) for r in results):
+        raise ctx.fail(f"a result's index is outside the {len(texts)} texts given")
+    if ctx.parameters.get("return_text"):
+        for result in results:
+            if result.text is None:
+                result.text = texts[result.index]
+    results.sort(key=lambda r: r.score, reverse=True)
+    top_n = ctx.parameters.get("top_n")
+    return results[:top_n] if top_n else results
+
+
 _NORMALIZERS: dict[Task, Callable[[NormalizeContext, Any], Any]] = {
     Task.TEXT_GENERATION: _text_generation,
-    Task.TEXT_CLASSIFICATION: _many(s.ClassificationResult),
-    Task.TOKEN_CLASSIFICATION: _many(s.TokenClassificationResult),
+    Task.TEXT_CLASSIFICATION: _per_input(_many(s.ClassificationResult)),
+    Task.TOKEN_CLASSIFICATION: _per_input(_many(s.TokenClassificationResult)),
     Task.QUESTION_ANSWERING: _question_answering,
-    Task.SUMMARIZATION: _one(s.SummarizationResult),
-    Task.TRANSLATION: _one(s.TranslationResult),
-    Task.FILL_MASK: _many(s.FillMaskResult),
-    Task.TEXT2TEXT_GENERATION: _one(s.GeneratedText),
+    Task.SUMMARIZATION: _per_input(_one(s.SummarizationResult)),
+    Task.TRANSLATION: _per_input(_one(s.TranslationResult)),
+    Task.FILL_MASK: _per_input(_many(s.FillMaskResult)),
+    Task.TEXT2TEXT_GENERATION: _per_input(_one(s.GeneratedText)),
     Task.FEATURE_EXTRACTION: normalize_embeddings,
     Task.SENTENCE_SIMILARITY: _sentence_similarity,
     Task.ZERO_SHOT_CLASSIFICATION: _zero_shot,
@@ -308,6 +427,7 @@ _NORMALIZERS: dict[Task, Callable[[NormalizeContext, Any], Any]] = {
     Task.AUDIO_TO_AUDIO: _many(s.AudioToAudioResult),
     Task.TABULAR_CLASSIFICATION: _per_row(_label, "labels"),
     Task.TABULAR_REGRESSION: _per_row(_number, "numbers"),
+    Task.TEXT_RANKING: _rerank,
 }
 
 

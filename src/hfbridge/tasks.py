@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import schemas as s
 
-__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES", "SPEC_TASKS", "HOSTED_ONLY_TASKS"]
+__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES", "SPEC_TASKS", "HOSTED_ONLY_TASKS", "PIPELINE_TASKS"]
 
 
 class Task(str, Enum):
     """The spec's ``/pipeline/{task}`` enum (the first 21), then the tasks the hosted API serves
-    beyond it (:data:`HOSTED_ONLY_TASKS`)."""
+    beyond it (:data:`HOSTED_ONLY_TASKS`), then reranking (TEI's and the router's)."""
 
     TEXT_GENERATION = "text-generation"
     TEXT_CLASSIFICATION = "text-classification"
@@ -52,6 +52,8 @@ class Task(str, Enum):
     IMAGE_TO_IMAGE = "image-to-image"
     TABULAR_CLASSIFICATION = "tabular-classification"
     TABULAR_REGRESSION = "tabular-regression"
+    #: reranking (TEI's ``/rerank``); the hub's name for the task
+    TEXT_RANKING = "text-ranking"
 
     def __str__(self) -> str:
         return self.value
@@ -69,6 +71,7 @@ class InputKind(str, Enum):
     MESSAGES = "chat messages"
     IMAGE_QUESTION = "image and question"
     TABULAR = "table of feature columns"
+    QUERY_TEXTS = "query and texts"
     IMAGE = "image"
     AUDIO = "audio"
 
@@ -173,6 +176,12 @@ class TabularArgs(_ToolArgs):
     )
 
 
+class RerankArgs(_ToolArgs):
+    query: str = Field(min_length=1, description="What the texts should be relevant to.")
+    texts: list[str] = Field(min_length=1, description="The texts to rank.")
+    top_n: int | None = Field(default=None, ge=1, description="Keep only the best N texts.")
+
+
 class ChatArgs(_ToolArgs):
     message: str = Field(min_length=1, description="The user's message.")
 
@@ -195,6 +204,10 @@ class TaskSpec:
     hosted_pipeline_route: bool = False
     #: the spec's task route also takes JSON ``{"inputs": url}`` (image-classification)
     spec_route_accepts_url: bool = False
+    #: one of the spec's 21 ``/pipeline/{task}`` values (False: the hosted API's or TEI's own)
+    in_spec: bool = True
+    #: served by the task routes (``/pipeline/{task}``, ``/models/{id}``); False: a route of its own
+    task_routes: bool = True
 
     @property
     def name(self) -> str:
@@ -279,24 +292,27 @@ TASKS: dict[Task, TaskSpec] = {
         TaskSpec(_T.DOCUMENT_QUESTION_ANSWERING, "document_question_answering", _K.IMAGE_QUESTION,
                  s.DocumentQuestionAnsweringRequest, s.DocumentQuestionAnsweringParameters,
                  "Answer a question about a document image (an invoice, a form, a scanned page).",
-                 ImageQuestionArgs),
+                 ImageQuestionArgs, in_spec=False),
         TaskSpec(_T.VISUAL_QUESTION_ANSWERING, "visual_question_answering", _K.IMAGE_QUESTION,
                  s.VisualQuestionAnsweringRequest, s.VisualQuestionAnsweringParameters,
-                 "Answer a question about what an image shows; returns answers with scores.", ImageQuestionArgs),
+                 "Answer a question about what an image shows; returns answers with scores.", ImageQuestionArgs, in_spec=False),
         TaskSpec(_T.ZERO_SHOT_IMAGE_CLASSIFICATION, "zero_shot_image_classification", _K.IMAGE, s.BinaryJSONRequest,
                  s.ZeroShotImageClassificationParameters,
                  "Classify an image into labels you choose, with no training; returns labels with scores.",
-                 ImageLabelsArgs),
+                 ImageLabelsArgs, in_spec=False),
         TaskSpec(_T.AUDIO_TO_AUDIO, "audio_to_audio", _K.AUDIO, s.BinaryJSONRequest, s.NoParameters,
                  "Transform an audio clip (enhance, separate or re-encode it); returns the output clips.",
-                 AudioArgs),
+                 AudioArgs, in_spec=False),
         TaskSpec(_T.IMAGE_TO_IMAGE, "image_to_image", _K.IMAGE, s.BinaryJSONRequest, s.ImageToImageParameters,
                  "Transform an image as a prompt says; returns the path of the image written.", ImageToImageArgs,
-                 output=OutputKind.IMAGE),
+                 output=OutputKind.IMAGE, in_spec=False),
         TaskSpec(_T.TABULAR_CLASSIFICATION, "tabular_classification", _K.TABULAR, s.TabularRequest, s.NoParameters,
-                 "Predict a class for each row of a table of features; returns one label per row.", TabularArgs),
+                 "Predict a class for each row of a table of features; returns one label per row.", TabularArgs, in_spec=False),
         TaskSpec(_T.TABULAR_REGRESSION, "tabular_regression", _K.TABULAR, s.TabularRequest, s.NoParameters,
-                 "Predict a number for each row of a table of features; returns one value per row.", TabularArgs),
+                 "Predict a number for each row of a table of features; returns one value per row.", TabularArgs, in_spec=False),
+        TaskSpec(_T.TEXT_RANKING, "rerank", _K.QUERY_TEXTS, s.RerankRequest, s.TextRankingParameters,
+                 "Rank texts by how relevant each is to a query, best first; returns indices and scores.",
+                 RerankArgs, in_spec=False, task_routes=False),
     ]
 }
 
@@ -306,8 +322,10 @@ HOSTED_ONLY_TASKS: frozenset[Task] = frozenset({
     Task.DOCUMENT_QUESTION_ANSWERING, Task.VISUAL_QUESTION_ANSWERING, Task.ZERO_SHOT_IMAGE_CLASSIFICATION,
     Task.AUDIO_TO_AUDIO, Task.IMAGE_TO_IMAGE, Task.TABULAR_CLASSIFICATION, Task.TABULAR_REGRESSION,
 })
-#: the spec's 21
-SPEC_TASKS: tuple[Task, ...] = tuple(t for t in Task if t not in HOSTED_ONLY_TASKS)
+#: the tasks the task routes serve (reranking has ``/rerank``)
+PIPELINE_TASKS: tuple[Task, ...] = tuple(t for t, spec in TASKS.items() if spec.task_routes)
+#: the 21 tasks of the spec's enum
+SPEC_TASKS: frozenset[Task] = frozenset(t for t, spec in TASKS.items() if spec.in_spec)
 
 
 def get_task(task: Task | str) -> TaskSpec:

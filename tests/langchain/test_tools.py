@@ -50,8 +50,9 @@ EXAMPLES: dict[Task, dict[str, Any]] = {
     Task.AUDIO_CLASSIFICATION: {"audio": AUDIO},
     Task.TEXT_TO_SPEECH: {"text": "Hello world"},
 }
-#: the hosted API's tasks beyond the spec (their tools come from the same registry)
+#: the tasks beyond the spec (the hosted API's, and reranking); their tools come from the same registry
 HOSTED_EXAMPLES: dict[Task, dict[str, Any]] = {
+    Task.TEXT_RANKING: {"query": "Where is the Eiffel Tower?", "texts": ["Bananas are yellow.", "The Eiffel Tower is in Paris."], "top_n": 1},
     Task.DOCUMENT_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "What is the total amount?"},
     Task.VISUAL_QUESTION_ANSWERING: {"image": SMALL_IMAGE, "question": "Who is in the picture?"},
     Task.ZERO_SHOT_IMAGE_CLASSIFICATION: {"image": SMALL_IMAGE, "candidate_labels": ["woman", "cat", "tree"]},
@@ -82,13 +83,13 @@ globals().update(_standard_test_classes())
 
 
 def test_there_is_a_tool_for_every_task_but_conversational() -> None:
-    assert len(TOOL_CLASSES) == 27 and Task.CONVERSATIONAL not in TOOL_CLASSES
+    assert len(TOOL_CLASSES) == 28 and Task.CONVERSATIONAL not in TOOL_CLASSES
     assert set(ALL_EXAMPLES) == set(TOOL_CLASSES)
 
 
 def test_toolkit_tools_called_the_way_an_agent_calls_them(tmp_path: Path) -> None:
     tools = {tool.name: tool for tool in HFInferenceToolkit(base_url=BASE_URL, output_dir=str(tmp_path), allowed_dirs=[str(ASSETS)]).get_tools()}
-    assert len(tools) == 27
+    assert len(tools) == 28
     answers: dict[str, ToolMessage] = {}
     for task, args in EXAMPLES.items():
         name = task.value.replace("-", "_")

@@ -20,7 +20,7 @@ from ..langchain.test_tools import EXAMPLES, HOSTED_EXAMPLES  # noqa: E402 - the
 
 def test_one_tool_per_task_with_sync_and_async_functions() -> None:
     tools = HFInferenceToolSpec(BASE_URL).to_tool_list()
-    assert len(tools) == 27
+    assert len(tools) == 28
     assert {t.metadata.name for t in tools} == {t.value.replace("-", "_") for t in Task if t is not Task.CONVERSATIONAL}
     for tool in tools:
         assert tool.fn is not None and tool.async_fn is not None

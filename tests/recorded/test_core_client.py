@@ -51,6 +51,7 @@ CHECKS: dict[Task, Callable[[Any], bool]] = {
     Task.IMAGE_TO_IMAGE: lambda r: isinstance(r, BinaryOutput) and r.to_pil().size == (64, 64),  # the input's size
     Task.TABULAR_CLASSIFICATION: lambda r: r == ["setosa"],  # real: trained on the iris flowers
     Task.TABULAR_REGRESSION: lambda r: len(r) == 1 and isinstance(r[0], float),
+    Task.TEXT_RANKING: lambda r: len(r) == 1 and r[0].index == 1,  # real MiniLM: the Eiffel Tower text first
 }
 
 

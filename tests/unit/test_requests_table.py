@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from hfbridge import InvalidInputError, Task
-from hfbridge.tasks import TASKS
+from hfbridge.tasks import SPEC_TASKS, TASKS
 
 from .capture import CaptureClient
 
@@ -160,7 +160,7 @@ CASES: dict[Task, tuple[Callable[[CaptureClient], Any], str, Any, str, Any]] = {
 
 
 def test_every_task_has_a_case() -> None:
-    assert set(CASES) == set(TASKS) and len(CASES) == 28
+    assert set(CASES) == set(TASKS) - {Task.TEXT_RANKING} and len(CASES) == 28  # reranking: test_surface.py
 
 
 def _check(request: Any, url: str, body: Any, raw_input: bytes | None) -> None:

@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .chat import ChatHFInference
 from .embeddings import HFInferenceEmbeddings
 from .llm import HFInferenceLLM
+from .rerank import HFInferenceRerank
 from .tools import TOOL_CLASSES, HFInferenceTool, HFInferenceToolkit
 
-__all__ = ["ChatHFInference", "HFInferenceLLM", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]
+__all__ = ["ChatHFInference", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]

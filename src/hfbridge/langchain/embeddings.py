@@ -31,7 +31,7 @@ class HFInferenceEmbeddings(ConnectionFields, Embeddings):
 
     def _options(self) -> dict:
         return {"model": self.model, "batch_size": self.batch_size, "max_concurrency": self.max_concurrency,
-                "show_progress": self.show_progress, "pooling": self.pooling, "normalize": self.normalize}
+                "show_progress": self.show_progress, "pooling": self.pooling, "normalize": self.normalize or None}
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         checked = check_texts(texts)
@@ -47,8 +47,8 @@ class HFInferenceEmbeddings(ConnectionFields, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         require_text(text, "text")
-        return self.clients.sync.feature_extraction(text, model=self.model, pooling=self.pooling, normalize=self.normalize)
+        return self.clients.sync.feature_extraction(text, model=self.model, pooling=self.pooling, normalize=self.normalize or None)
 
     async def aembed_query(self, text: str) -> list[float]:
         require_text(text, "text")
-        return await self.clients.async_.feature_extraction(text, model=self.model, pooling=self.pooling, normalize=self.normalize)
+        return await self.clients.async_.feature_extraction(text, model=self.model, pooling=self.pooling, normalize=self.normalize or None)

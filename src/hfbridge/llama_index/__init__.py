@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .chat import HFInferenceChat
 from .embedding import HFInferenceEmbedding
 from .llm import HFInferenceLLM
+from .rerank import HFInferenceRerank
 from .tools import HFInferenceToolSpec, ToolText
 
-__all__ = ["HFInferenceChat", "HFInferenceLLM", "HFInferenceEmbedding", "HFInferenceToolSpec", "ToolText"]
+__all__ = ["HFInferenceChat", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbedding", "HFInferenceToolSpec", "ToolText"]

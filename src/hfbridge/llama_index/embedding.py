@@ -35,7 +35,7 @@ class HFInferenceEmbedding(ConnectionMixin, BaseEmbedding):
         return [f"{instruction}{t}" for t in checked] if instruction else checked
 
     def _options(self) -> dict:
-        return {"model": self.model_name, "pooling": self.pooling, "normalize": self.normalize}
+        return {"model": self.model_name, "pooling": self.pooling, "normalize": self.normalize or None}
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.clients.sync.feature_extraction(self._texts([query], self.query_instruction), **self._options())[0]

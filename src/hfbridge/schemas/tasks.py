@@ -89,11 +89,32 @@ class FillMaskParameters(_Request):
 
 
 class FeatureExtractionParameters(_Request):
-    """``pooling="none"`` asks for token-level vectors; ``normalize`` for unit-length vectors."""
+    """``pooling="none"`` asks for token-level vectors; ``normalize`` for unit-length vectors.
+    The rest are TEI's: ``truncation_direction`` (which end a long input loses),
+    ``prompt_name`` (one of the model's configured prompts, e.g. ``"query"``) and
+    ``dimensions`` (keep the first N dimensions of a Matryoshka model)."""
 
     normalize: bool | None = None
     truncate: bool | None = None
     pooling: Literal["mean", "cls", "none"] | None = None
+    truncation_direction: Literal["left", "right"] | None = None
+    prompt_name: str | None = Field(default=None, min_length=1)
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("truncation_direction", mode="before")
+    @classmethod
+    def _direction(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # TEI and huggingface_hub write "Left"/"Right"
+
+
+class TextRankingParameters(_Request):
+    """Reranking (TEI's ``/rerank``): ``top_n`` best texts, with their ``text`` if asked."""
+
+    top_n: int | None = Field(default=None, ge=1)
+    return_text: bool | None = None
+    truncate: bool | None = None
+    raw_scores: bool | None = None
+    truncation_direction: Literal["left", "right"] | None = None
 
 
 class ZeroShotClassificationParameters(_Request):

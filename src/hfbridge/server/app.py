@@ -34,7 +34,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from ..tasks import TASKS, Task, TaskSpec
+from ..tasks import PIPELINE_TASKS, TASKS, Task, TaskSpec
 from ..validation import field_path
 from .answers import RouteKind, predict as predict_job, route_shape
 from .backends import BackendInputError, BinaryResult
@@ -196,7 +196,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     return app
 
 
-_TASK_NAMES = {t.value for t in Task}
+_TASK_NAMES = {t.value for t in PIPELINE_TASKS}
 
 
 def _internal_error(exc: BaseException, where: str) -> str:
@@ -232,6 +232,8 @@ async def _admit(server: _Server, request: Request) -> bytes:
 
 
 def _task_or_400(name: str) -> TaskSpec:
+    if name == Task.TEXT_RANKING.value:
+        raise HTTPProblem(400, "Reranking (text-ranking) is served at POST /rerank and /models/{model_id}/rerank (TEI's shape)")
     if name not in _TASK_NAMES:
         raise HTTPProblem(400, f"Unknown task '{name}'; known tasks: {', '.join(sorted(_TASK_NAMES))}")
     return TASKS[Task(name)]
