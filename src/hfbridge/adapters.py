@@ -23,8 +23,9 @@ from .async_client import AsyncInferenceClient
 from .client import InferenceClient
 from .config import Layout
 from .errors import InvalidInputError
+from .hints import warn_missing_token
 from .media import BinaryOutput
-from .tasks import OutputKind, Task, TaskSpec
+from .tasks import OutputKind, Task, TaskSpec, find_task
 from .validation import require_text
 
 __all__ = [
@@ -67,7 +68,7 @@ class ClientPair:
         as a secret or None, ``layout``, ``timeout``, ``max_retries``). A component without a
         token sends none, rather than reading the environment again behind its back."""
         token = component.token
-        return cls(
+        pair = cls(
             base_url=component.base_url,
             token=token.get_secret_value() if token is not None else False,
             layout=component.layout,
@@ -75,6 +76,8 @@ class ClientPair:
             max_retries=component.max_retries,
             max_concurrency=max_concurrency,
         )
+        warn_missing_token(pair.sync.config, token)  # False above means "none found", not "opted out"
+        return pair
 
     @property
     def base_url(self) -> str:
@@ -108,8 +111,14 @@ def _batches(texts: list[str], size: int) -> list[list[str]]:
 
 
 #: set while vcrpy records: it cannot record requests made from several threads at once
-#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile
+#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile; async
+#: batches too, or the cassette's order would be whichever answer came first
 RECORDING_SERIALLY = threading.Event()
+
+
+def in_flight_limit(limit: int) -> int:
+    """How many async calls of a batch may be in flight: ``limit``, or 1 while recording."""
+    return 1 if RECORDING_SERIALLY.is_set() else max(1, limit)
 
 
 def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], max_workers: int) -> list[Any]:
@@ -177,7 +186,7 @@ async def aembed_batches(
 ) -> list[list[float]]:
     batches = _batches(texts, batch_size)
     bar = _progress(len(texts), show_progress, "embedding")
-    semaphore = asyncio.Semaphore(max(1, max_concurrency))
+    semaphore = asyncio.Semaphore(in_flight_limit(max_concurrency))
 
     async def one(batch: list[str]) -> list[list[float]]:
         async with semaphore:
@@ -295,13 +304,7 @@ def tool_tasks(tasks: Iterable[Task | str] | None) -> list[Task]:
     """The tasks tools are made for: all but ``conversational`` by default (20)."""
     if tasks is None:
         return [t for t in Task if t is not Task.CONVERSATIONAL]
-    out = []
-    for task in tasks:
-        try:
-            out.append(Task(task))
-        except ValueError:
-            raise InvalidInputError("tasks", f"unknown task {task!r}; known: {', '.join(t.value for t in Task)}") from None
-    return out
+    return [find_task(task, "tasks") for task in tasks]
 
 
 def tool_description(spec: TaskSpec) -> str:

@@ -14,6 +14,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import InvalidInputError
+from .hints import warn_missing_token
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -178,7 +179,7 @@ class ClientConfig:
             raise InvalidInputError("timeout", f"must be > 0 seconds, got {timeout}")
         if max_concurrency is not None and max_concurrency < 1:
             raise InvalidInputError("max_concurrency", f"must be >= 1, got {max_concurrency}")
-        return cls(
+        config = cls(
             base_url=url,
             token=resolve_token(token),
             layout=resolved_layout,
@@ -187,6 +188,8 @@ class ClientConfig:
             headers=dict(headers or {}),
             max_concurrency=max_concurrency or DEFAULT_MAX_CONCURRENCY,
         )
+        warn_missing_token(config, token)
+        return config
 
     def with_options(
         self,

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from ..adapters import ClientPair, ToolRunner, tool_description, tool_tasks
 from ..async_client import AsyncInferenceClient
 from ..client import InferenceClient
-from ..tasks import TASKS, Task, TaskSpec
+from ..tasks import TASKS, Task, TaskSpec, find_task
 from ._fields import ConnectionFields
 
 __all__ = ["HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES", "tool_class"]
@@ -113,7 +113,7 @@ class HFInferenceToolkit(BaseToolkit):
             token = token.get_secret_value()
         clients = ClientPair(base_url=self.base_url, token=token, layout=self.layout, timeout=self.timeout,
                              max_retries=self.max_retries, client=self.client, async_client=self.async_client)
-        models = {Task(k).value: v for k, v in self.models.items()}
+        models = {find_task(k, "models").value: v for k, v in self.models.items()}
         self._tools = [
             TOOL_CLASSES[task].from_clients(clients, model=models.get(task.value), output_dir=self.output_dir,
                                             base_url=clients.base_url, layout=clients.layout.value)

@@ -12,7 +12,7 @@ from llama_index.core.tools.tool_spec.base import BaseToolSpec
 from ..adapters import ClientPair, ToolRunner, tool_description, tool_tasks
 from ..async_client import AsyncInferenceClient
 from ..client import InferenceClient
-from ..tasks import TASKS, Task
+from ..tasks import TASKS, Task, find_task
 
 __all__ = ["HFInferenceToolSpec", "ToolText"]
 
@@ -61,7 +61,7 @@ class HFInferenceToolSpec(BaseToolSpec):
     ) -> None:
         self.clients = ClientPair(base_url=base_url, token=token, layout=layout, timeout=timeout,
                                   max_retries=max_retries, client=client, async_client=async_client)
-        chosen = {Task(k): v for k, v in (models or {}).items()}
+        chosen = {find_task(k, "models"): v for k, v in (models or {}).items()}
         self._runners = {task: ToolRunner(self.clients, TASKS[task], chosen.get(task), output_dir) for task in tool_tasks(tasks)}
         self.spec_functions = []
         for task, runner in self._runners.items():

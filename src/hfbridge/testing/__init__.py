@@ -4,7 +4,10 @@
   bodies; requests matched on method, URI and body; compressed bodies decoded; binary bodies
   kept byte for byte.
 * :func:`record_mode` - ``HFBRIDGE_RECORD_MODE`` if set, else ``none`` under CI (a missing
-  cassette fails instead of reaching the network) and ``once`` elsewhere.
+  cassette fails instead of reaching the network) and ``once`` elsewhere; ``all`` re-records from
+  an empty cassette.
+* Recordings are reproducible: what a server makes up per answer (``Date``, ``X-Compute-Time``,
+  chat completion ids and times) is normalised (:mod:`hfbridge.testing.determinism`).
 * The pytest plugin (:mod:`hfbridge.testing.plugin`) adds the ``hf_cassette`` marker and the
   ``hf_base_url`` fixture on top.
 """
@@ -15,6 +18,8 @@ import os
 import re
 from typing import Any
 
+from .determinism import FreshPersister, normalise_response
+
 __all__ = [
     "TOKEN_PLACEHOLDER",
     "DEFAULT_REPLAY_BASE_URL",
@@ -23,6 +28,8 @@ __all__ = [
     "scrub",
     "looks_like_token",
     "make_vcr",
+    "TESTING_EXTRA_HINT",
+    "SERVER_EXTRA_HINT",
 ]
 
 TOKEN_PLACEHOLDER = "<HF_TOKEN>"
@@ -83,12 +90,23 @@ def vcr_config(mode: str | None = None) -> dict[str, Any]:
         "filter_headers": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_HEADERS],
         "filter_query_parameters": [(name, TOKEN_PLACEHOLDER) for name in _SECRET_QUERY],
         "before_record_request": _scrub_request,
-        "before_record_response": _scrub_response,
+        "before_record_response": lambda response: normalise_response(_scrub_response(response)),
         "decode_compressed_response": True,
     }
 
 
-def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> Any:
-    import vcr
+#: what to install for the cassette kit, and for recording against the embedded server
+TESTING_EXTRA_HINT = "pip install 'hfbridge[testing]'"
+SERVER_EXTRA_HINT = "pip install 'hfbridge[testing,server]'"
 
-    return vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))
+
+def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> Any:
+    try:
+        import vcr
+    except ImportError as exc:
+        raise ImportError(f"hfbridge's cassettes need vcrpy ({exc}): {TESTING_EXTRA_HINT}") from exc
+
+    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))
+    if (mode or record_mode()) == "all":  # a re-recording holds exactly what this run sent
+        recorder.register_persister(FreshPersister)
+    return recorder
