@@ -28,6 +28,7 @@ from .errors import (
     ServerError,
 )
 from .media import BinaryOutput, open_image
+from .streaming import aassemble_chat_stream, assemble_chat_stream
 from .tasks import TASKS, Task, TaskSpec
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "TASKS",
     "BinaryOutput",
     "open_image",
+    "assemble_chat_stream",
+    "aassemble_chat_stream",
     "InferenceError",
     "APIConnectionError",
     "APITimeoutError",

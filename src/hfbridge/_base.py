@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal, Mapping, Sequence
 
+from . import schemas as s
 from . import validation as v
+from .chat_params import grammar_to_wire, provider_model, response_format_to_wire, tool_choice_to_wire, tools_to_wire
 from .config import ClientConfig
 from .errors import InvalidInputError
 from .media import to_binary_input
@@ -99,11 +101,19 @@ class TaskMethods:
         top_p: float | None = None,
         top_k: int | None = None,
         repetition_penalty: float | None = None,
+        frequency_penalty: float | None = None,
         do_sample: bool | None = None,
         return_full_text: bool | None = None,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         details: bool | None = None,
+        grammar: Any = None,
+        truncate: int | None = None,
+        typical_p: float | None = None,
+        watermark: bool | None = None,
+        best_of: int | None = None,
+        decoder_input_details: bool | None = None,
+        top_n_tokens: int | None = None,
         stream: bool = False,
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
@@ -111,18 +121,32 @@ class TaskMethods:
         """Continue ``prompt``. Returns a :class:`~hfbridge.schemas.TextGenerationResult`, or with
         ``stream=True`` an iterator of :class:`~hfbridge.schemas.TextGenerationStreamOutput`.
 
-        ``stop`` is also applied here: the text returned never contains a stop sequence or what
-        follows it, even when the server ignores ``stop`` or a sequence spans several tokens."""
+        ``stop`` is also applied here, to the generated text only (never to the prompt, whatever
+        ``return_full_text`` says): the text returned never contains a stop sequence or what
+        follows it, even when the server ignores ``stop`` or a sequence spans several tokens.
+
+        TGI's parameters are typed: ``grammar`` (``{"type": "json", "value": schema}``,
+        ``{"type": "regex", "value": pattern}`` or a pydantic model class), ``truncate`` (keep
+        the last N prompt tokens), ``typical_p``, ``watermark``, ``best_of`` (needs sampling,
+        not with streaming), ``decoder_input_details`` (prompt log-probabilities in
+        ``details.prefill``) and ``top_n_tokens`` (alternatives per token in ``details.top_tokens``)."""
         v.require_text(prompt, "prompt")
         if isinstance(stop, str):
             stop = [stop]
         params = self._params(
             Task.TEXT_GENERATION,
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-            repetition_penalty=repetition_penalty, do_sample=do_sample,
+            repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty, do_sample=do_sample,
             return_full_text=return_full_text, stop=list(stop) if stop else None, seed=seed,
-            details=details,
+            details=details, grammar=grammar_to_wire(grammar), truncate=truncate, typical_p=typical_p,
+            watermark=watermark, best_of=best_of, decoder_input_details=decoder_input_details,
+            top_n_tokens=top_n_tokens,
         )
+        if params.get("best_of", 1) > 1:
+            if stream:
+                raise InvalidInputError("best_of", "cannot be combined with stream=True (servers return one sequence per stream)")
+            if not params.get("do_sample") and not any(k in params for k in ("temperature", "top_p", "top_k", "typical_p")):
+                raise InvalidInputError("best_of", "needs sampling (do_sample=True): greedy decoding gives the same sequence every time")
         return self._call(Task.TEXT_GENERATION, model, prompt, params, stream=stream,
                           use_cache=use_cache, wait_for_model=wait_for_model)
 
@@ -320,31 +344,69 @@ class TaskMethods:
         inputs = {"query": v.require_text(query, "query"), "table": v.require_table(table, "table")}
         return self._call(Task.TABLE_QUESTION_ANSWERING, model, inputs, use_cache=use_cache, wait_for_model=wait_for_model)
 
-    def conversational(
+    def chat_completion(
         self,
         messages: Any,
         *,
         model: str | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        response_format: Any = None,
+        stream: bool = False,
+        stream_options: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
-        stop: Sequence[str] | None = None,
+        stop: Sequence[str] | str | None = None,
         seed: int | None = None,
-        stream: bool = False,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        provider: str | None = None,
+        tool_prompt: str | None = None,
+        parallel_tool_calls: bool | None = None,
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
-        """A chat reply as a ``ChatCompletion`` (or an iterator of ``ChatCompletionChunk``).
+        """An OpenAI-compatible chat completion: a :class:`~hfbridge.schemas.ChatCompletion`, or
+        with ``stream=True`` an iterator of :class:`~hfbridge.schemas.ChatCompletionChunk`
+        (:func:`hfbridge.assemble_chat_stream` turns one back into a ``ChatCompletion``).
 
-        ``messages`` is a list of ``{"role", "content"}`` (or ``(role, content)``); a plain
-        string is one user message."""
+        ``messages``: dicts of any role (``system``, ``user`` with text or ``image_url`` parts,
+        ``assistant`` with ``tool_calls``, ``tool`` with ``tool_call_id``), ``(role, content)``
+        pairs, or one string (a user message). ``tools``: OpenAI tool dicts, bare function
+        definitions or pydantic model classes; ``tool_choice``: ``"auto"``, ``"none"``,
+        ``"required"`` or a tool's name. ``response_format``: ``{"type": "json_object"}``,
+        ``{"type": "json_schema", "json_schema": {...}}`` or a pydantic model class.
+        ``provider`` (router only, ``layout="openai"``): ``"fastest"``, ``"cheapest"`` or a
+        provider name, appended to the model as the router expects (``org/name:provider``).
+
+        Answers are normalised to the OpenAI shape whatever the server's dialect: tool-call ids
+        are strings, ``arguments`` JSON strings, and ``finish_reason`` is ``"tool_calls"`` when
+        the model called a tool."""
         checked = v.chat_messages(messages, "messages")
+        if stream_options is not None and not stream:
+            raise InvalidInputError("stream_options", "only applies with stream=True")
         if isinstance(stop, str):
             stop = [stop]
-        params = self._params(Task.CONVERSATIONAL, max_tokens=max_tokens, temperature=temperature,
-                              top_p=top_p, stop=list(stop) if stop else None, seed=seed)
-        return self._call(Task.CONVERSATIONAL, model, checked, params, stream=stream,
-                          use_cache=use_cache, wait_for_model=wait_for_model)
+        params = v.parameters(
+            s.ChatCompletionParameters, "",
+            tools=tools_to_wire(tools), tool_choice=tool_choice_to_wire(tool_choice),
+            response_format=response_format_to_wire(response_format),
+            stream_options=dict(stream_options) if stream_options is not None else None,
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+            stop=list(stop) if stop else None, seed=seed, frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty, logprobs=logprobs, top_logprobs=top_logprobs,
+            tool_prompt=tool_prompt, parallel_tool_calls=parallel_tool_calls,
+        )
+        model = None if model is None else v.require_model_id(model)
+        return self._call(Task.CONVERSATIONAL, provider_model(model, provider), checked, params,
+                          stream=stream, use_cache=use_cache, wait_for_model=wait_for_model)
+
+    def conversational(self, messages: Any, **kwargs: Any) -> Any:
+        """The spec's name for :meth:`chat_completion` (same arguments, same answers)."""
+        return self.chat_completion(messages, **kwargs)
 
     # ---- vision and audio ---------------------------------------------------------------------
     def _binary_call(self, task: Task, value: Any, field: str, model: str | None, params: dict[str, Any],

@@ -25,6 +25,7 @@ __all__ = [
     "ClientConfig",
     "resolve_token",
     "infer_layout",
+    "ROUTER_OPENAI_BASE",
     "origin_of",
 ]
 
@@ -46,6 +47,8 @@ class Layout(str, Enum):
     SPEC = "spec"  # /models/{id}/{task}, /models/{id}, /pipeline/{task}
     HOSTED = "hosted"  # /models/{id}; /models/{id}/pipeline/{task} for embeddings
     ENDPOINT = "endpoint"  # POST base_url itself (TGI, TEI, Inference Endpoints)
+    #: any OpenAI-compatible base (the router's /v1, vLLM, TGI's /v1): {base}/chat/completions
+    OPENAI = "openai"
 
 
 class Secret:
@@ -116,8 +119,19 @@ def resolve_token(token: str | bool | None) -> Secret | None:
     return Secret(token.strip()) if token.strip() else None
 
 
+#: the Inference Providers router's OpenAI-compatible base
+ROUTER_OPENAI_BASE = "https://router.huggingface.co/v1"
+
+
 def infer_layout(base_url: str) -> Layout:
-    host = (urlsplit(base_url).hostname or "").lower()
+    """``openai`` for the router's ``/v1``, ``hosted`` for other huggingface.co hosts, else ``spec``.
+
+    Only the router's ``/v1`` is recognised: on any other host a ``/v1`` path may belong to a
+    server of another layout, so it must be chosen explicitly (a 404 there says so)."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host == "router.huggingface.co" and parts.path.rstrip("/") == "/v1":
+        return Layout.OPENAI
     if host == "huggingface.co" or host.endswith(".huggingface.co"):
         return Layout.HOSTED
     return Layout.SPEC

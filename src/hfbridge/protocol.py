@@ -152,12 +152,7 @@ def _json_body(route: Route, call: Call, options: dict[str, Any]) -> dict[str, A
         if call.stream:
             body["stream"] = True
         return body
-    if call.spec.input_kind is InputKind.MESSAGES and not call.generic:
-        messages = call.inputs
-        last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        body = {"inputs": last_user, "messages": messages}
-    else:
-        body = {"inputs": _inputs_json(call)}
+    body = {"inputs": _inputs_json(call)}
     if call.parameters:
         body["parameters"] = call.parameters
     if route.options_in_body and options:
@@ -324,8 +319,12 @@ class StreamProcessor:
         self._status = status
         self._decoder = SSEDecoder()
         stops = call.parameters.get("stop")
-        self._chat = call.spec.input_kind is InputKind.MESSAGES
-        self._state = ChatStreamState(stops) if self._chat else TokenStreamState(stops)
+        if call.spec.input_kind is InputKind.MESSAGES:
+            include_usage = bool((call.parameters.get("stream_options") or {}).get("include_usage"))
+            self._state: Any = ChatStreamState(stops, include_usage=include_usage)
+        else:
+            prompt = call.inputs if isinstance(call.inputs, str) else ""
+            self._state = TokenStreamState(stops, prompt, call.parameters.get("return_full_text"))
 
     @property
     def finished(self) -> bool:

@@ -9,6 +9,10 @@ dedicated endpoint, and it is tested as a table.
 | spec     | /models/{id}/{task} (13 tasks), else /models/{id} | /pipeline/{task} |
 | hosted   | /models/{id}; /models/{id}/pipeline/{task} for embeddings; chat: /models/{id}/v1/chat/completions | error: needs a model |
 | endpoint | base URL itself; chat: {base}/v1/chat/completions | same            |
+| openai   | chat: {base}/chat/completions, the model in the body (``org/name:provider``) | error |
+
+Chat completions go to the OpenAI-compatible route in every layout: ``/models/{id}/v1/chat/completions``
+(spec and hosted), ``/v1/chat/completions`` on a spec server without a model (its default chat model).
 
 The legacy host (api-inference.huggingface.co) took ``/pipeline/{task}/{id}`` for every task;
 recordings made against it still replay through the hosted layout.
@@ -61,10 +65,21 @@ def plan_route(
     task = spec.task
     binary = spec.input_kind.is_binary and not generic
     raw_ok = binary and not has_parameters
+    if model is not None and ":" in model and layout is not Layout.OPENAI:
+        raise InvalidInputError(
+            "model", f"a ':provider' suffix ({model!r}) is only understood by the router's OpenAI-compatible "
+            "base (layout='openai', base_url='https://router.huggingface.co/v1')"
+        )
+    if task is Task.CONVERSATIONAL and not generic:
+        return _chat_route(config, model)
+
+    if layout is Layout.OPENAI:
+        raise InvalidInputError(
+            "layout", f"an OpenAI-compatible base ({base}) serves chat completions, not '{task.value}'; "
+            "use layout='endpoint' (a TGI/TEI server), 'hosted' or 'spec' for other tasks"
+        )
 
     if layout is Layout.ENDPOINT:
-        if task is Task.CONVERSATIONAL and not generic:
-            return Route(f"{base}/v1/chat/completions", BodyStyle.CHAT, False)
         return Route(base, BodyStyle.RAW if raw_ok else BodyStyle.JSON, False)
 
     if layout is Layout.HOSTED:
@@ -76,8 +91,6 @@ def plan_route(
             )
         if config.is_legacy_host and (force_task or not generic):
             return Route(f"{base}/pipeline/{task.value}/{model}", BodyStyle.RAW if raw_ok else BodyStyle.JSON, False)
-        if task is Task.CONVERSATIONAL and not generic:
-            return Route(f"{base}/models/{model}/v1/chat/completions", BodyStyle.CHAT, False)
         if spec.hosted_pipeline_route or (generic and force_task):
             return Route(f"{base}/models/{model}/pipeline/{task.value}", BodyStyle.JSON, False)
         return Route(f"{base}/models/{model}", BodyStyle.RAW if raw_ok else BodyStyle.JSON, False)
@@ -92,3 +105,18 @@ def plan_route(
         return Route(url, BodyStyle.RAW if raw_ok else BodyStyle.JSON, not raw_ok, spec.spec_route_accepts_url)
     return Route(url, BodyStyle.JSON, True)
 
+
+
+def _chat_route(config: ClientConfig, model: str | None) -> Route:
+    base, layout = config.base_url, config.layout
+    if layout is Layout.OPENAI:
+        if model is None:
+            raise InvalidInputError("model", f"an OpenAI-compatible base ({base}) needs a model id in every chat request")
+        return Route(f"{base}/chat/completions", BodyStyle.CHAT, False)
+    if layout is Layout.ENDPOINT:
+        return Route(f"{base}/v1/chat/completions", BodyStyle.CHAT, False)
+    if model is None:
+        if layout is Layout.HOSTED:
+            raise InvalidInputError("model", "the hosted API needs a model id for chat completions (task 'conversational'); pass model=...")
+        return Route(f"{base}/v1/chat/completions", BodyStyle.CHAT, False)
+    return Route(f"{base}/models/{model}/v1/chat/completions", BodyStyle.CHAT, False)

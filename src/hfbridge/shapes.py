@@ -21,7 +21,7 @@ from .errors import ResponseFormatError
 from .tasks import Task
 from .validation import field_path
 
-__all__ = ["normalize", "pool_tokens", "l2_normalize", "normalize_embeddings", "NormalizeContext"]
+__all__ = ["normalize", "generated_start", "chat_finish_reason", "pool_tokens", "l2_normalize", "normalize_embeddings", "NormalizeContext"]
 
 
 class NormalizeContext:
@@ -93,15 +93,25 @@ def _text_generation(ctx: NormalizeContext, data: Any) -> s.TextGenerationResult
     result: s.TextGenerationResult = _validate(ctx, s.TextGenerationResult, _unwrap_single(data))
     stops = ctx.parameters.get("stop") or []
     if stops:
-        text = result.generated_text
         prompt = ctx.inputs if isinstance(ctx.inputs, str) else ""
-        start = len(prompt) if ctx.parameters.get("return_full_text") and text.startswith(prompt) else 0
-        cut = truncate_at_stop(text[start:], stops)
+        start = generated_start(result.generated_text, prompt, ctx.parameters.get("return_full_text"))
+        cut = truncate_at_stop(result.generated_text[start:], stops)
         if cut is not None:
-            result.generated_text = text[:start] + cut
+            result.generated_text = result.generated_text[:start] + cut
             if result.details is not None:
                 result.details.finish_reason = "stop_sequence"
     return result
+
+
+def generated_start(text: str, prompt: str, return_full_text: bool | None) -> int:
+    """Where the generated part of ``text`` begins: after the prompt when the server put it in
+    front (``return_full_text`` True, or unset: many servers default to True), else at 0.
+
+    Stop sequences apply to the generated part only; a prompt that itself contains a stop
+    sequence (``"Q: ...\\nA:"`` with ``stop=["\\n"]``) must not cut the answer away."""
+    if return_full_text is False or not prompt:
+        return 0
+    return len(prompt) if text.startswith(prompt) else 0
 
 
 def truncate_at_stop(text: str, stops: Sequence[str]) -> str | None:
@@ -145,6 +155,19 @@ def _sentence_similarity(ctx: NormalizeContext, data: Any) -> list[float]:
     return [float(x) for x in data]
 
 
+#: servers' own finish reasons, in OpenAI's words
+_FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop", "max_tokens": "length", "tool_call": "tool_calls"}
+
+
+def chat_finish_reason(reason: str | None, called_tools: bool) -> str | None:
+    """OpenAI's finish reason: ``tool_calls`` when the model called a tool and the server said
+    only that it stopped; TGI's ``eos_token`` / ``stop_sequence`` are ``stop``."""
+    normal = _FINISH_REASONS.get(reason, reason) if reason is not None else None
+    if called_tools and normal in (None, "stop"):
+        return "tool_calls"
+    return normal
+
+
 def _chat(ctx: NormalizeContext, data: Any) -> s.ChatCompletion:
     result: s.ChatCompletion = _validate(ctx, s.ChatCompletion, data)
     stops = ctx.parameters.get("stop") or []
@@ -154,6 +177,7 @@ def _chat(ctx: NormalizeContext, data: Any) -> s.ChatCompletion:
             if cut is not None:
                 choice.message.content = cut
                 choice.finish_reason = "stop"
+        choice.finish_reason = chat_finish_reason(choice.finish_reason, bool(choice.message.tool_calls))
     return result
 
 

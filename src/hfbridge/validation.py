@@ -39,7 +39,8 @@ def field_path(loc: Sequence[Any]) -> str:
             if _UNION_TAG.match(part) or _is_model_name(part):
                 continue
             previous = loc[i - 1] if i else None
-            if part in _TAGS and (isinstance(previous, int) or previous in _TAGGED_FIELDS):
+            first_of_many = i == 0 and len(loc) > 1  # a union validated on its own
+            if part in _TAGS and (first_of_many or isinstance(previous, int) or previous in _TAGGED_FIELDS):
                 continue
         out.append(str(part))
     return ".".join(out)
@@ -50,19 +51,27 @@ def first_problem(exc: ValidationError) -> tuple[str, str]:
     several fields at once raises :class:`~hfbridge.schemas.FieldProblem` to name the one."""
     from .schemas._base import FieldProblem
 
-    first = exc.errors()[0]
-    where = field_path(first["loc"])
-    message = first["msg"]
+    # A union reports one error per member; the deepest location is the member the input meant
+    # (``content`` as a list of parts, not as the string it is not).
+    errors = exc.errors()
+    first = max(errors, key=lambda error: len(error["loc"]))
+    loc, message = tuple(first["loc"]), first["msg"]
     error = (first.get("ctx") or {}).get("error")
     if isinstance(error, FieldProblem):
-        where = ".".join(p for p in (where, error.field) if p)
-        message = error.problem
-    elif message.startswith("Value error, "):
+        loc, message = loc + tuple(error.field.split(".")), error.problem
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a wrong or missing role/type
+        ctx = first.get("ctx") or {}
+        loc = loc + (str(ctx.get("discriminator", "type")).strip("'\""),)
+        given = f", got {ctx['tag']!r}" if "tag" in ctx else ""
+        message = f"must be one of {ctx.get('expected_tags', '?')}{given}"
+    where = field_path(loc)
+    if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return where, message
 
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
+#: ``org/name``, ``name``, or the router's ``org/name:provider``
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?(:[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
 
 
 def require_text(value: Any, field: str) -> str:
@@ -129,7 +138,7 @@ def parameters(model: type[BaseModel] | None, field: str = "parameters", **value
         where, message = first_problem(exc)
         where = where or "?"
         raise InvalidInputError(f"{field}.{where}" if field else where, message) from None
-    return validated.model_dump(exclude_none=True)
+    return validated.model_dump(exclude_none=True, by_alias=True)
 
 
 def chat_messages(value: Any, field: str = "messages") -> list[dict[str, Any]]:

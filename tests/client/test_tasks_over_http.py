@@ -81,7 +81,7 @@ CASES: dict[Task, tuple[str, Reply, Callable[[Any], Any], Check]] = {
         lambda r: r.cells == ["36542"],
     ),
     Task.CONVERSATIONAL: (
-        "", Reply(body={"object": "chat.completion", "id": "", "created": 1, "model": M,
+        "v1/chat/completions", Reply(body={"object": "chat.completion", "id": "", "created": 1, "model": M,
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Deep learning is..."}, "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}),
         lambda c: c.conversational("What is deep learning?", model=M),

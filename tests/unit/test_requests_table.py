@@ -84,8 +84,8 @@ CASES: dict[Task, tuple[Callable[[CaptureClient], Any], str, Any, str, Any]] = {
     ),
     Task.CONVERSATIONAL: (
         lambda c: c.conversational([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], model=M, max_tokens=8),
-        f"/models/{M}",
-        {"inputs": "Hi", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "parameters": {"max_tokens": 8}},
+        f"/models/{M}/v1/chat/completions",
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "model": M, "max_tokens": 8},
         f"/models/{M}/v1/chat/completions",
         {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], "model": M, "max_tokens": 8},
     ),
@@ -177,6 +177,10 @@ def test_spec_layout_without_model_uses_the_pipeline_route(task: Task) -> None:
     call, _, _, _, _ = CASES[task]
     # The same call with model=None: the lambda runs against a client that drops the model.
     request = call(_DropModel(CaptureClient(base_url=B, layout="spec", token=False)))
+    if task is Task.CONVERSATIONAL:  # chat goes to the server's OpenAI-compatible root route
+        assert request.url == f"{B}/v1/chat/completions"
+        assert "model" not in json.loads(request.content)
+        return
     assert request.url == f"{B}/pipeline/{task.value}"
     body = json.loads(request.content)
     assert "inputs" in body  # the generic InferenceRequest always carries inputs

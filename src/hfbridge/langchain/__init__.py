@@ -1,4 +1,5 @@
-"""LangChain components over the hfbridge core: an LLM, an Embeddings, and a tool per task.
+"""LangChain components over the hfbridge core: a chat model with tool calling and structured
+output, an LLM, an Embeddings, and a tool per task.
 
 Needs the ``langchain`` extra (``pip install hfbridge[langchain]``).
 """
@@ -8,8 +9,9 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("hfbridge.langchain needs langchain-core: pip install 'hfbridge[langchain]'") from exc
 
+from .chat import ChatHFInference
 from .embeddings import HFInferenceEmbeddings
 from .llm import HFInferenceLLM
 from .tools import TOOL_CLASSES, HFInferenceTool, HFInferenceToolkit
 
-__all__ = ["HFInferenceLLM", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]
+__all__ = ["ChatHFInference", "HFInferenceLLM", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]
