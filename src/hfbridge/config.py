@@ -14,7 +14,6 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import InvalidInputError
-from .hints import warn_missing_token
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -202,6 +201,8 @@ class ClientConfig:
             headers=dict(headers or {}),
             max_concurrency=max_concurrency or DEFAULT_MAX_CONCURRENCY,
         )
+        from .hints import warn_missing_token  # (hints reads this module's defaults)
+
         warn_missing_token(config, token)
         return config
 

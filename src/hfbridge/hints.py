@@ -11,15 +11,12 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from .config import ClientConfig
+from .config import DEFAULT_BASE_URL, ROUTER_OPENAI_BASE, ClientConfig
 
 __all__ = [
     "TOKENS_URL",
-    "OPENAI_COMPATIBLE_EXAMPLE",
     "MissingTokenWarning",
     "is_hosted",
     "explain",
@@ -29,8 +26,6 @@ __all__ = [
 ]
 
 TOKENS_URL = "https://huggingface.co/settings/tokens"
-OPENAI_COMPATIBLE_EXAMPLE = "https://router.huggingface.co/v1"
-INFERENCE_API_BASE = "https://router.huggingface.co/hf-inference"
 
 HOSTED_NEEDS_TOKEN = (
     "The hosted Inference API needs a token: set HF_TOKEN or pass token='hf_...' "
@@ -43,8 +38,8 @@ HOSTED_REFUSED_TOKEN = (
 SERVER_NEEDS_TOKEN = "This server wants a token: pass token='...' or set HF_TOKEN."
 OPENAI_LAYOUT = (
     "base_url ends in /v1, the root of an OpenAI-compatible API (such as "
-    f"{OPENAI_COMPATIBLE_EXAMPLE}), which has no Inference API routes: pass layout='openai' to "
-    f"use it, or base_url='{INFERENCE_API_BASE}' for the Inference API's tasks."
+    f"{ROUTER_OPENAI_BASE}), which has no Inference API routes: pass layout='openai' to "
+    f"use it, or base_url='{DEFAULT_BASE_URL}' for the Inference API's tasks."
 )
 
 
@@ -62,7 +57,7 @@ def _ends_in_v1(base_url: str) -> bool:
     return urlsplit(base_url).path.rstrip("/").endswith("/v1")
 
 
-def hint_for(config: "ClientConfig", status: int) -> str | None:
+def hint_for(config: ClientConfig, status: int) -> str | None:
     """The advice for an error answer of ``status`` under ``config``, if there is a likely fix."""
     if status == 401:
         if is_hosted(config.base_url):
@@ -83,7 +78,7 @@ def append_hint(message: str, hint: str | None) -> str:
     return f"{message}{'' if message.endswith(('.', '!', '?')) else '.'} {hint}"
 
 
-def explain(config: "ClientConfig", status: int, message: str) -> str:
+def explain(config: ClientConfig, status: int, message: str) -> str:
     """The error message of a ``status`` answer with its advice appended (the protocol's hook)."""
     return append_hint(message, hint_for(config, status))
 
@@ -103,21 +98,26 @@ _warned = threading.Event()
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
+#: modules between a user's line and the client: hfbridge, and the constructors of the models
+#: the adapters are (pydantic, LangChain's Serializable, LlamaIndex's components)
+_PASS_THROUGH = ("hfbridge.", "pydantic", "langchain_core.", "llama_index.")
+
+
 def _caller_stacklevel() -> int:
-    """How many frames up the first caller outside hfbridge (and pydantic's validation) is."""
+    """How many frames up the first caller outside hfbridge and the frameworks' constructors is."""
     import sys
 
     frame, level = sys._getframe(1), 1
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
-        inside = frame.f_code.co_filename.startswith(_PACKAGE_DIR) or name.startswith(("pydantic", "hfbridge."))
+        inside = frame.f_code.co_filename.startswith(_PACKAGE_DIR) or name.startswith(_PASS_THROUGH)
         if not inside:
             return level
         frame, level = frame.f_back, level + 1
     return level
 
 
-def warn_missing_token(config: "ClientConfig", token_given: object) -> None:
+def warn_missing_token(config: ClientConfig, token_given: object) -> None:
     """Warn once per process when a hosted client has no token (``token=False`` opts out)."""
     if token_given is False or config.token is not None or not is_hosted(config.base_url) or _warned.is_set():
         return

@@ -33,10 +33,12 @@ def fresh_warning_state() -> Iterator[None]:
     hints._warned.clear()
 
 
-def config(base_url: str, token: Any = False, **kw: Any) -> ClientConfig:
+def config(base_url: str | tuple[str, str], token: Any = False) -> ClientConfig:
+    """``base_url``, or (``base_url``, ``layout``)."""
+    base_url, layout = base_url if isinstance(base_url, tuple) else (base_url, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hints.MissingTokenWarning)
-        return ClientConfig.resolve(base_url=base_url, token=token, **kw)
+        return ClientConfig.resolve(base_url=base_url, token=token, layout=layout)
 
 
 # (base_url, token, status, body, error class, must appear, must not appear)
@@ -54,11 +56,15 @@ TABLE = [
                  ["This server wants a token: pass token="], [SETTINGS], id="local-401-without-token"),
     pytest.param("http://127.0.0.1:8000", TOKEN, 401, b'{"error": "bad token"}', e.AuthenticationError,
                  ["bad token"], ["wants a token", SETTINGS], id="local-401-with-a-token-no-advice"),
-    pytest.param("https://router.huggingface.co/v1", False, 404, b'{"error": "Not Found"}', e.ModelNotFoundError,
+    pytest.param("https://tgi.example.com/v1", False, 404, b'{"error": "Not Found"}', e.ModelNotFoundError,
                  ["Not Found.", "ends in /v1", "layout='openai'", "https://router.huggingface.co/v1", ROUTER], [],
-                 id="router-v1-404-suggests-openai-layout"),
+                 id="v1-base-404-suggests-openai-layout"),
     pytest.param("http://127.0.0.1:8080/v1/", False, 404, b'{"detail": "Not Found"}', e.ModelNotFoundError,
                  ["layout='openai'"], [], id="local-tgi-v1-404"),
+    pytest.param(("https://router.huggingface.co/v1", "hosted"), False, 404, b'{"error": "Not Found"}', e.ModelNotFoundError,
+                 ["layout='openai'"], [], id="router-v1-forced-hosted-404"),
+    pytest.param("https://router.huggingface.co/v1", TOKEN, 404, b'{"error": "Model org/m does not exist"}', e.ModelNotFoundError,
+                 ["Model org/m does not exist"], ["layout="], id="router-v1-in-the-openai-layout-blames-the-model"),
     pytest.param(ROUTER, TOKEN, 404, b'{"error": "Model nobody/nothing does not exist"}', e.ModelNotFoundError,
                  ["Model nobody/nothing does not exist"], ["/v1", "layout"], id="plain-404-blames-the-model"),
     pytest.param("https://api-inference.huggingface.co", False, 404, b'{"error": "no longer supported"}', e.EndpointGoneError,
@@ -69,7 +75,7 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("base_url", "token", "status", "body", "cls", "present", "absent"), TABLE)
-def test_error_messages_say_what_to_do(base_url: str, token: Any, status: int, body: bytes, cls: type,
+def test_error_messages_say_what_to_do(base_url: Any, token: Any, status: int, body: bytes, cls: type,
                                        present: list[str], absent: list[str]) -> None:
     error = error_from_response(config(base_url, token), status, {}, body, model="org/m")
     assert type(error) is cls
@@ -169,12 +175,16 @@ def test_no_warning_when_a_token_is_given_refused_or_not_needed(base_url: str, t
         InferenceClient(base_url, token=token).close()
 
 
-def test_the_warning_points_at_the_adapter_user() -> None:
-    from hfbridge.langchain import HFInferenceEmbeddings
+@pytest.mark.parametrize("adapter", ["langchain.HFInferenceEmbeddings", "langchain.HFInferenceLLM", "llama_index.HFInferenceLLM",
+                                     "llama_index.HFInferenceEmbedding"])
+def test_the_warning_points_at_the_adapter_user(adapter: str) -> None:
+    import importlib
 
+    package, name = adapter.split(".")
+    cls = getattr(importlib.import_module(f"hfbridge.{package}"), name)
     with pytest.warns(hints.MissingTokenWarning) as caught:
-        HFInferenceEmbeddings(model="sentence-transformers/all-MiniLM-L6-v2")
-    assert caught[0].filename == __file__
+        cls()
+    assert len(caught) == 1 and caught[0].filename == __file__
 
 
 # ---- tool names where task ids are expected ---------------------------------------------------

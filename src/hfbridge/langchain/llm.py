@@ -20,8 +20,13 @@ class HFInferenceLLM(ConnectionFields, BaseLLM):
     """Text generation on a Hugging Face server (hosted, an endpoint, or ``hfbridge serve``).
 
     ```python
-    llm = HFInferenceLLM(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import PromptTemplate
+    from hfbridge.langchain import HFInferenceLLM
+
+    llm = HFInferenceLLM(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct", max_new_tokens=16)
     chain = PromptTemplate.from_template("Q: {q}\\nA:") | llm | StrOutputParser()
+    print(chain.invoke({"q": "What is the capital of France?"}))
     ```
 
     ``batch`` sends its prompts concurrently (at most ``max_concurrency`` at once); ``stop``

@@ -1,11 +1,12 @@
 """What makes two recordings of the same deterministic calls byte-identical.
 
 Re-recording a cassette against the same server with the same models changes only what the
-server makes up per answer: the ``Date`` and ``X-Compute-Time`` headers, and the random id and
-clock time of chat completions (``"id": "chatcmpl-..."``, ``"created": ...``). Those are
-normalised as each response is recorded, so a re-recording's diff shows only answers that really
-changed. Replays never depend on them: hfbridge reads neither header, and chat ids are passed
-through as opaque strings.
+server makes up per answer or reports about itself: the ``Date`` and ``X-Compute-Time`` headers,
+``X-Compute-Type`` (``cache`` when the server answered the same request before, else ``cpu``),
+and the random id and clock time of chat completions (``"id": "chatcmpl-..."``,
+``"created": ...``). Those are normalised as each response is recorded, so a re-recording's diff
+shows only answers that really changed. Replays never depend on them: hfbridge reads none of
+these headers, and chat ids are passed through as opaque strings.
 
 A second source of churn is vcrpy's ``all`` mode itself, which appends the new interactions to
 the loaded ones (so a test sees its requests twice) and keeps old interactions nobody sent any
@@ -19,8 +20,8 @@ from typing import Any
 
 __all__ = ["VOLATILE_HEADERS", "RECORDED_CHAT_ID", "RECORDED_CREATED", "normalise_response", "FreshPersister"]
 
-#: response headers that differ on every answer (dropped from recordings)
-VOLATILE_HEADERS = frozenset({"date", "x-compute-time"})
+#: response headers that differ between answers to the same request (dropped from recordings)
+VOLATILE_HEADERS = frozenset({"date", "x-compute-time", "x-compute-type"})
 #: the id and creation time every recorded chat completion gets
 RECORDED_CHAT_ID = "chatcmpl-recorded"
 RECORDED_CREATED = 0

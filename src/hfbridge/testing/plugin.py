@@ -1,10 +1,14 @@
 """pytest plugin (entry point ``pytest11``): record and replay your own chains' HTTP.
 
+<!-- snippet: pytest -->
 ```python
+import pytest
+from hfbridge.langchain import HFInferenceLLM
+
 @pytest.mark.hf_cassette
 def test_my_chain(hf_base_url):
     llm = HFInferenceLLM(base_url=hf_base_url, max_new_tokens=8)
-    ...
+    assert llm.invoke("The capital of France is")
 ```
 
 * ``@pytest.mark.hf_cassette`` (optionally ``hf_cassette("name")``) wraps the test in a vcrpy
