@@ -27,6 +27,7 @@ from .errors import (
     ResponseFormatError,
     ServerError,
 )
+from .hints import MissingTokenWarning
 from .media import BinaryOutput, open_image
 from .streaming import aassemble_chat_stream, assemble_chat_stream
 from .tasks import TASKS, Task, TaskSpec
@@ -63,4 +64,5 @@ __all__ = [
     "ServerError",
     "ResponseFormatError",
     "InvalidInputError",
+    "MissingTokenWarning",
 ]
