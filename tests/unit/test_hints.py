@@ -175,6 +175,16 @@ def test_no_warning_when_a_token_is_given_refused_or_not_needed(base_url: str, t
         InferenceClient(base_url, token=token).close()
 
 
+def test_hosted_toolkits_with_a_token_do_not_warn() -> None:
+    from hfbridge.langchain import HFInferenceToolkit
+    from hfbridge.llama_index import HFInferenceToolSpec
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HFInferenceToolkit(base_url=ROUTER, token=TOKEN, models={"fill-mask": "m/m"}, tasks=["fill-mask"]).get_tools()
+        HFInferenceToolSpec(ROUTER, TOKEN, models={"fill-mask": "m/m"}, tasks=["fill-mask"]).to_tool_list()
+
+
 @pytest.mark.parametrize("adapter", ["langchain.HFInferenceEmbeddings", "langchain.HFInferenceLLM", "llama_index.HFInferenceLLM",
                                      "llama_index.HFInferenceEmbedding"])
 def test_the_warning_points_at_the_adapter_user(adapter: str) -> None:

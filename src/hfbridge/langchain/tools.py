@@ -116,7 +116,7 @@ class HFInferenceToolkit(BaseToolkit):
         models = {find_task(k, "models").value: v for k, v in self.models.items()}
         self._tools = [
             TOOL_CLASSES[task].from_clients(clients, model=models.get(task.value), output_dir=self.output_dir,
-                                            base_url=clients.base_url, layout=clients.layout.value)
+                                            base_url=clients.base_url, token=token, layout=clients.layout.value)
             for task in tool_tasks(self.tasks)
             if task in TOOL_CLASSES
         ]
