@@ -7,15 +7,17 @@ and call the functions here, which call the core clients. Nothing here does HTTP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import os
 import tempfile
 import threading
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
@@ -112,13 +114,22 @@ def _batches(texts: list[str], size: int) -> list[list[str]]:
 
 #: set while vcrpy records: it cannot record requests made from several threads at once
 #: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile; async
-#: batches too, or the cassette's order would be whichever answer came first
+#: calls pass :func:`recording_gate`, or the cassette's order would be whichever answer came first
 RECORDING_SERIALLY = threading.Event()
+_recording_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 
 
-def in_flight_limit(limit: int) -> int:
-    """How many async calls of a batch may be in flight: ``limit``, or 1 while recording."""
-    return 1 if RECORDING_SERIALLY.is_set() else max(1, limit)
+@contextlib.asynccontextmanager
+async def recording_gate() -> AsyncIterator[None]:
+    """While a cassette records, one async call at a time, in the order they asked (our own
+    batches and the frameworks' gathers alike: LlamaIndex batches embeddings that way); a no-op
+    otherwise."""
+    if not RECORDING_SERIALLY.is_set():
+        yield
+        return
+    lock = _recording_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        yield
 
 
 def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], max_workers: int) -> list[Any]:
@@ -186,10 +197,10 @@ async def aembed_batches(
 ) -> list[list[float]]:
     batches = _batches(texts, batch_size)
     bar = _progress(len(texts), show_progress, "embedding")
-    semaphore = asyncio.Semaphore(in_flight_limit(max_concurrency))
+    semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
     async def one(batch: list[str]) -> list[list[float]]:
-        async with semaphore:
+        async with semaphore, recording_gate():
             vectors = await client.feature_extraction(batch, model=model, **options)
         if bar is not None:
             bar.update(len(batch))

@@ -10,7 +10,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
-from ..adapters import generation_info, generation_parameters, in_flight_limit, map_in_threads
+from ..adapters import generation_info, generation_parameters, map_in_threads, recording_gate
 from ._fields import ConnectionFields
 
 __all__ = ["HFInferenceLLM"]
@@ -107,10 +107,10 @@ class HFInferenceLLM(ConnectionFields, BaseLLM):
         return LLMResult(generations=[[g] for g in outputs], llm_output={"model": self.model})
 
     async def _agenerate(self, prompts: list[str], stop: list[str] | None = None, run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> LLMResult:
-        semaphore = asyncio.Semaphore(in_flight_limit(self.max_concurrency))
+        semaphore = asyncio.Semaphore(self.max_concurrency)
 
         async def bounded(prompt: str) -> Generation:
-            async with semaphore:
+            async with semaphore, recording_gate():
                 return await self._aone(prompt, stop, run_manager, kwargs)
 
         generations = await asyncio.gather(*(bounded(p) for p in prompts))
