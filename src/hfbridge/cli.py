@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +22,30 @@ def _registry(path: str | None):  # type: ignore[no-untyped-def]
         raise SystemExit(f"hfbridge: {exc}") from None
 
 
+def _tokens(args: argparse.Namespace) -> list[str]:
+    """``--token`` arguments, ``--token-file`` files and ``$HFBRIDGE_SERVE_TOKENS``, together."""
+    from .server.guards import read_token_file, tokens_from_env
+
+    tokens = list(args.token or ())
+    for path in args.token_file or ():
+        try:
+            tokens += read_token_file(path)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"hfbridge: --token-file: {exc}") from None
+    return tokens + tokens_from_env(os.environ)
+
+
+def _limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .server.limits import Limits
+
+    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(Limits) if getattr(args, spec.name) is not None}
+    try:
+        return Limits(**given)
+    except ValueError as exc:
+        name = str(exc).split()[0]
+        raise SystemExit(f"hfbridge: {Limits.option(name)}: {exc}") from None
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .server.app import ServerSettings
     from .server.guards import parse_rate
@@ -32,10 +58,11 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return ServerSettings(
         registry=_registry(args.models),
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-        tokens=args.token or (),
+        tokens=_tokens(args),
         rate_limit=rate,
         allow_urls=args.allow_urls,
         preload=args.preload,
+        limits=_limits(args),
     )
 
 
@@ -43,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import create_app
+    from .server.connections import uvicorn_config
     from .server.runner import listening_socket
 
     settings = _settings(args)
@@ -55,10 +83,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  {url}/pipeline/{{task}}  (the default model per task)")
     if settings.tokens:
         print(f"  auth: {len(settings.tokens)} token(s) accepted")
+    if args.token:
+        print("  note: --token values are visible to every local user in the process list; "
+              "prefer --token-file or $HFBRIDGE_SERVE_TOKENS", file=sys.stderr)
     if settings.rate_limit:
         print(f"  rate limit: {settings.rate_limit} requests/min per token")
     sys.stdout.flush()
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    server = uvicorn.Server(uvicorn_config(app, settings.limits, log_level=args.log_level))
     server.run(sockets=[listening_socket(args.host, args.port)])
     return 0
 
@@ -91,6 +122,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(base_url=args.base_url, cache_dir=args.cache_dir)
 
 
+def limit_options(group: argparse._ArgumentGroup) -> None:
+    """One option per :class:`~hfbridge.server.limits.Limits` field, named after it."""
+    from .server.limits import Limits
+
+    for spec in dataclasses.fields(Limits):
+        default = f"{spec.default:,}" if isinstance(spec.default, int) else f"{spec.default:g}"
+        group.add_argument(Limits.option(spec.name), dest=spec.name, type=type(spec.default), metavar="N",
+                           help=f"{spec.metadata['help']} (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfbridge", description="Hugging Face inference for LangChain and LlamaIndex.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,11 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     registry_options(serve)
-    serve.add_argument("--token", action="append", help="an accepted bearer token (repeatable); none: open server")
+    serve.add_argument("--token", action="append", help="an accepted bearer token (repeatable; visible in the process list: "
+                       "prefer --token-file or $HFBRIDGE_SERVE_TOKENS); no token anywhere: open server")
+    serve.add_argument("--token-file", action="append", metavar="PATH", help="a file of accepted tokens, one per line (repeatable)")
     serve.add_argument("--rate-limit", metavar="N/min", help="requests per minute per token, e.g. 60/min")
     serve.add_argument("--preload", action="store_true", help="load every model at start-up instead of on first use")
     serve.add_argument("--allow-urls", action="store_true", help="let JSON inputs be http(s) URLs that the server fetches")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    limit_options(serve.add_argument_group("limits", "what one request may cost; over a limit the answer is 400 (413/408 for bodies)"))
     serve.set_defaults(run=_serve)
 
     models = sub.add_parser("models", help="inspect the model registry")

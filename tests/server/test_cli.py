@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,3 +69,83 @@ def test_bad_options_fail_with_a_clear_message(tmp_path: Path) -> None:
     broken.write_text('[models."x/y"]\nsource = "ftp:nowhere"\ntasks = ["fill-mask"]\n')
     registry = subprocess.run(_cli("models", "list", "--models", str(broken)), capture_output=True, text=True, timeout=120)
     assert registry.returncode != 0 and "source must be one of" in registry.stderr and "x/y" in registry.stderr
+
+
+# ---- tokens out of the process list; shutdown ------------------------------------------------
+def _start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        _cli("serve", "--port", str(port), "--log-level", "warning", *args),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return process, url
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"hfbridge serve did not come up: {process.communicate()[0]}")
+
+
+def test_serve_takes_tokens_from_a_file_and_the_environment(model_cache: Path, tmp_path: Path) -> None:
+    from_file, from_env = "tok-from-file-0f3e9a", "tok-from-env-77b1c2"
+    token_file = tmp_path / "tokens"
+    token_file.write_text(f"# accepted tokens\n\n{from_file}\n")
+    process, url = _start("--cache-dir", str(model_cache), "--token-file", str(token_file), env={"HFBRIDGE_SERVE_TOKENS": f"other-token, {from_env}"})
+    try:
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert from_file not in cmdline and from_env not in cmdline  # what `ps` shows every local user
+        route = f"{url}/pipeline/no-such-task"  # answered 400 once authenticated, with no model to load
+        assert requests.post(route, json={}, timeout=10).status_code == 401
+        assert requests.post(route, json={}, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 403
+        for token in (from_file, from_env, "other-token"):
+            assert requests.post(route, json={}, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 400
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "auth: 3 token(s) accepted" in output
+    assert from_file not in output and from_env not in output
+
+
+def test_a_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(_cli("serve", "--token-file", str(tmp_path / "nope")), capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--token-file" in result.stderr and "nope" in result.stderr
+
+
+def test_sigterm_lets_requests_in_flight_finish_then_stops_within_the_shutdown_timeout(model_cache: Path) -> None:
+    """Before, SIGTERM waited forever for a request in flight. Now a request that completes
+    within the grace period is answered, and one that never completes is cut off after it."""
+    grace = 2.0
+    process, url = _start("--cache-dir", str(model_cache), "--shutdown-timeout", str(grace), "--body-timeout", "600")
+    port = int(url.rsplit(":", 1)[1])
+    body = b'{"inputs": "x"}'
+    head = f"POST /pipeline/no-such-task HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    finishing = socket.create_connection(("127.0.0.1", port), timeout=30)
+    stuck = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        for sock in (finishing, stuck):
+            sock.sendall(head + body[:5])  # both requests are in flight, their bodies incomplete
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        time.sleep(0.3)
+        finishing.sendall(body[5:])
+        answer = b""
+        while chunk := finishing.recv(65536):  # the server closes the connection after its answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400") and b"no-such-task" in answer  # served during the grace period
+        process.wait(timeout=grace + 30)
+        stopped_after = time.monotonic() - started
+    finally:
+        finishing.close()
+        stuck.close()
+        if process.poll() is None:
+            process.kill()
+        output, _ = process.communicate(timeout=30)
+    # uvicorn re-raises the signal it caught once it has shut down, so the parent sees SIGTERM.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+    assert stopped_after < grace + 15, f"hfbridge serve took {stopped_after:.1f} s to stop after SIGTERM"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from ..tasks import TASKS, Task, TaskSpec
 from ..validation import field_path
 from .backends import BackendInputError, BinaryResult
 from .cache import AnswerCache, cache_key, is_deterministic
+from .cancellation import Cancelled, Jobs, raise_if_cancelled
+from .connections import read_body
 from .guards import RateLimiter, TokenGuard
+from .limits import Limits, check_job, check_media
 from .models import LoadState, ModelLoadFailed, ModelManager
 from .parsing import HTTPProblem, Job, parse_chat, parse_job
 from .registry import ModelEntry, Registry, default_cache_dir
@@ -43,7 +47,6 @@ __all__ = ["ServerSettings", "create_app"]
 
 logger = logging.getLogger("hfbridge.server")
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_URL_BYTES = 32 * 1024 * 1024
 
 
@@ -58,6 +61,8 @@ class ServerSettings:
     preload: bool = False
     cache_entries: int = 512
     workers: int = 4
+    #: what one request may cost (tokens, inputs, pixels, body size, time); see limits.py
+    limits: Limits = field(default_factory=Limits)
 
 
 class _Server:
@@ -70,6 +75,7 @@ class _Server:
         self.guard = TokenGuard(settings.tokens)
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.cache = AnswerCache(settings.cache_entries)
+        self.jobs = Jobs()
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -89,6 +95,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if settings.preload:
             server.models.preload()
         yield
+        server.jobs.cancel_all()
         server.models.close()
 
     app = FastAPI(title="hfbridge inference server", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan)
@@ -109,9 +116,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return _json({"error": str(exc.detail)}, exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _on_crash(_: Request, exc: Exception) -> Response:
-        logger.exception("internal error")
-        return _json({"error": f"Internal server error: {type(exc).__name__}: {exc}"}, 500)
+    async def _on_crash(request: Request, exc: Exception) -> Response:
+        return _json({"error": _internal_error(exc, f"{request.method} {request.url.path}")}, 500)
 
     @app.get("/")
     async def index() -> Response:
@@ -142,6 +148,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def chat_root(request: Request) -> Response:
         body = await _admit(server, request)
         chat, job = parse_chat(body, _headers(request))
+        check_job(job, settings.limits, prefix="")
         if chat.model:
             entry = _entry_or_404(server, chat.model)
         else:
@@ -158,6 +165,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             entry = _entry_or_404(server, rest[: -len("/v1/chat/completions")])
             _check_serves(entry, TASKS[Task.CONVERSATIONAL])
             _, job = parse_chat(body, _headers(request))
+            check_job(job, settings.limits, prefix="")
             return await _run(server, request, entry, job)
         head, sep, task_name = rest.rpartition("/pipeline/")
         if sep and head and task_name:
@@ -179,6 +187,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 _TASK_NAMES = {t.value for t in Task}
 
 
+def _internal_error(exc: BaseException, where: str) -> str:
+    """Logs a real failure with its traceback and gives the client an incident id to quote:
+    an exception's text can hold paths, settings or another request's data, so it stays in the log."""
+    incident = secrets.token_hex(4)
+    logger.error("internal error %s in %s", incident, where, exc_info=exc)
+    return f"Internal server error (incident {incident}; the details are in the server's log)"
+
+
 def _headers(request: Request) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items()}
 
@@ -195,18 +211,11 @@ def _describe(server: _Server, entry: ModelEntry) -> dict[str, Any]:
 
 
 async def _admit(server: _Server, request: Request) -> bytes:
-    """Authentication, rate limit and body size, before any work."""
-    headers = _headers(request)
-    token = server.guard.check(headers)
+    """Authentication, rate limit and body size and time, before any work."""
+    token = server.guard.check(_headers(request))
     if server.limiter is not None:
         server.limiter.check(token or (request.client.host if request.client else "?"))
-    declared = headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, f"The request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
-    return body
+    return await read_body(request, server.settings.limits)
 
 
 def _task_or_400(name: str) -> TaskSpec:
@@ -239,8 +248,10 @@ def _has_messages(body: bytes) -> bool:
 async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec: TaskSpec, body: bytes, *, generic: bool = False) -> Response:
     _check_serves(entry, spec)
     job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
+    check_job(job, server.settings.limits)
     if job.url is not None:
         job.inputs = await _fetch(server, job.url)
+    check_media(job, server.settings.limits)
     return await _run(server, request, entry, job, generic=generic)
 
 
@@ -313,12 +324,16 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
 
     def predict() -> Any:
         with lock:
+            raise_if_cancelled()  # the client may have left while this waited for the model
             return _route_shape(job.task, backend.predict(job.task, job.inputs, job.parameters), generic)
 
     try:
-        result = await asyncio.get_running_loop().run_in_executor(server.models.inference, predict)
+        result = await server.jobs.run(server.models.inference, predict, request.receive)
     except BackendInputError as exc:
         raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+    except Cancelled:
+        # Nobody reads this answer; it only names the outcome for the access log.
+        raise HTTPProblem(499, "The client closed the connection before the answer was ready") from None
     if isinstance(result, BinaryResult):
         body, media_type = result.data, result.content_type
     else:
@@ -343,29 +358,31 @@ async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: 
             loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
 
     def produce() -> None:
-        with lock:
+        # A cancelled stream (its client went away, the server is stopping) just ends.
+        with contextlib.suppress(Cancelled), server.jobs.running(stop), lock:
             generator = None
             try:
+                raise_if_cancelled()  # the client may have left while this waited for the model
                 generator = backend.stream(job.task, job.inputs, job.parameters)
                 for event in generator:
-                    if stop.is_set():
-                        break
+                    raise_if_cancelled()
                     put("event", event)
             except BackendInputError as exc:
                 put("error", f"Error in `{exc.field}`: {exc.message}")
             except Exception as exc:  # relayed to the client as an error event, not swallowed
-                logger.exception("stream failed")
-                put("error", f"{type(exc).__name__}: {exc}")
+                put("error", _internal_error(exc, f"streaming {entry.model_id}"))
             finally:
                 if generator is not None:
                     generator.close()
                 put("end", None)
 
     loop.run_in_executor(server.models.inference, produce)
+    ended = False
     try:
         while True:
             kind, item = await queue.get()
             if kind == "end":
+                ended = True
                 break
             if kind == "error":
                 yield b"data: " + orjson.dumps({"error": item, "error_type": "generation"}) + b"\n\n"
@@ -374,5 +391,6 @@ async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: 
         if job.task is Task.CONVERSATIONAL:
             yield b"data: [DONE]\n\n"
     finally:
-        stop.set()
+        if not ended:  # the client went away (or the server is stopping) mid-stream
+            stop.set()
 

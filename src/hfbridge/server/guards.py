@@ -8,11 +8,15 @@ import re
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .parsing import HTTPProblem
 
-__all__ = ["TokenGuard", "RateLimiter", "parse_rate"]
+__all__ = ["TokenGuard", "RateLimiter", "parse_rate", "TOKENS_ENV", "read_token_file", "tokens_from_env"]
+
+#: accepted tokens from the environment (comma or whitespace separated), out of the process list
+TOKENS_ENV = "HFBRIDGE_SERVE_TOKENS"
 
 
 class TokenGuard:
@@ -37,6 +41,24 @@ class TokenGuard:
         if not any(hmac.compare_digest(token, known) for known in self._tokens):
             raise HTTPProblem(403, "Invalid token: it is not accepted by this server")
         return token
+
+
+def read_token_file(path: str | Path) -> list[str]:
+    """One token per line; blank lines and ``#`` comments are skipped. Raises OSError (the
+    file cannot be read) or ValueError (it holds no token)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    tokens = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not tokens:
+        raise ValueError(f"{path} holds no token (one per line; # starts a comment)")
+    return tokens
+
+
+def tokens_from_env(environ: Mapping[str, str]) -> list[str]:
+    """The tokens in ``$HFBRIDGE_SERVE_TOKENS``. Unlike ``--token`` arguments, which every
+    local user can read in the process list, a process's environment is readable only by its
+    own user (and a token file only as its permissions allow)."""
+    value = environ.get(TOKENS_ENV, "").strip()
+    return re.split(r"[\s,]+", value) if value else []
 
 
 def parse_rate(text: str) -> int:

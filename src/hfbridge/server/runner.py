@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from .app import ServerSettings, create_app
+from .connections import uvicorn_config
 
 __all__ = ["EmbeddedServer", "listening_socket"]
 
@@ -42,7 +43,7 @@ class EmbeddedServer:
         self.app = create_app(self.settings)
         self._socket = listening_socket(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30)
+        config = uvicorn_config(self.app, self.settings.limits, log_level=log_level, lifespan="on", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="hfbridge-serve")
 
@@ -54,6 +55,11 @@ class EmbeddedServer:
     def models(self) -> Any:
         """The app's :class:`~hfbridge.server.models.ModelManager` (load states, preloading)."""
         return self.app.state.server.models
+
+    @property
+    def jobs(self) -> Any:
+        """The app's :class:`~hfbridge.server.cancellation.Jobs` (inference in flight, cancelled count)."""
+        return self.app.state.server.jobs
 
     def start(self, timeout: float = 30.0) -> "EmbeddedServer":
         self._thread.start()
@@ -70,8 +76,10 @@ class EmbeddedServer:
             future.result(timeout=timeout)
 
     def stop(self) -> None:
+        """Stop as ``hfbridge serve`` does on SIGTERM: in-flight requests get the limits'
+        ``shutdown_timeout`` to finish, then they are cancelled."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=self.settings.limits.shutdown_timeout + 10)
         self._socket.close()
 
     def __enter__(self) -> "EmbeddedServer":

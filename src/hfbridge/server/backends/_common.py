@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from ...tasks import TASKS, Task
+from ..cancellation import is_cancelled, raise_if_cancelled
 from . import Backend, BackendInputError, LoadContext
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "rank_labels",
     "input_limit",
     "location_loader",
+    "cancellable_generate",
 ]
 
 #: file a tiny builder writes into its folder; its presence marks the outputs as meaningless
@@ -115,6 +117,20 @@ def input_limit(tokenizer: Any, config: Any, default: int | None = 512) -> int |
     """
     candidates = (tokenizer.model_max_length, getattr(config, "max_position_embeddings", None))
     return min((int(n) for n in candidates if n and n < _NO_LIMIT), default=default)
+
+
+def cancellable_generate(model: Any, **kwargs: Any) -> Any:
+    """``model.generate(**kwargs)`` that stops after the current step when the request is
+    cancelled (its client went away), raising :class:`~hfbridge.server.cancellation.Cancelled`."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenCancelled(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), is_cancelled(), dtype=torch.bool)
+
+    output = model.generate(**kwargs, stopping_criteria=StoppingCriteriaList([StopWhenCancelled()]))
+    raise_if_cancelled()
+    return output
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ...tasks import Task
+from ..cancellation import raise_if_cancelled
 from . import Backend, BackendInputError, BinaryResult, LoadContext
 from ._common import is_tiny, label_config, parse_parameters, rank_labels, write_tiny_marker
 
@@ -110,7 +111,10 @@ class _SpeechRecognizer(Backend):
         parse_parameters(task, parameters)
         audio = decode_audio(inputs, self.sampling_rate)
         step = self.CHUNK_SECONDS * self.sampling_rate
-        texts = [self._transcribe(audio[start : start + step]) for start in range(0, len(audio), step)]
+        texts = []
+        for start in range(0, len(audio), step):
+            raise_if_cancelled()  # the client went away: transcribe no further window
+            texts.append(self._transcribe(audio[start : start + step]))
         return {"text": " ".join(text for text in texts if text)}
 
     @abstractmethod

@@ -47,6 +47,7 @@ from transformers import (
 )
 
 from ...tasks import Task
+from ..cancellation import raise_if_cancelled
 from . import Backend, BackendInputError, LoadContext
 from ._common import is_tiny, write_tiny_marker
 from ._tokenizers import train_bpe
@@ -367,11 +368,15 @@ class GenerationBackend(Backend):
         sequence = torch.tensor([prompt_ids])
         step_input, past = sequence, None
         while True:
+            raise_if_cancelled()  # the client went away: stop within one token
             with torch.inference_mode():
                 out = self.model(input_ids=step_input, use_cache=True, **{self._cache_name: past})
                 past = getattr(out, self._cache_name)
                 scores = plan.processors(sequence, out.logits[:, -1, :].float())
                 logprobs = torch.log_softmax(scores, dim=-1)
+                if not torch.isfinite(logprobs).any() or torch.isnan(logprobs).any():
+                    raise BackendInputError("parameters", "the sampling parameters (temperature, top_k, top_p, "
+                                                          "repetition_penalty) leave no valid distribution over tokens")
                 if plan.generator is None:
                     token = int(scores.argmax(dim=-1))
                 else:

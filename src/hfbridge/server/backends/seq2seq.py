@@ -32,7 +32,7 @@ from transformers import (
 
 from ...tasks import Task
 from . import Backend, BackendInputError, LoadContext
-from ._common import MEANINGLESS, TINY_MAX_POSITIONS, input_limit, is_tiny, location_loader, write_tiny_marker
+from ._common import MEANINGLESS, TINY_MAX_POSITIONS, cancellable_generate, input_limit, is_tiny, location_loader, write_tiny_marker
 from ._tokenizers import train_bpe, training_corpus
 
 __all__ = ["LOADERS", "TINY_BUILDERS", "Seq2SeqBackend"]
@@ -155,7 +155,7 @@ class Seq2SeqBackend(Backend):
                     settings[name] = min(settings[name], cap)
         encoding = self.tokenizer(text, truncation=True, max_length=self.max_input, return_tensors="pt")
         with torch.inference_mode():
-            output = self.model.generate(**encoding, num_beams=1, do_sample=False, **settings)
+            output = cancellable_generate(self.model, **encoding, num_beams=1, do_sample=False, **settings)
         return self.tokenizer.decode(output[0], skip_special_tokens=True)
 
 

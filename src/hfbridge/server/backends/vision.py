@@ -20,7 +20,7 @@ import torch
 from ...media import open_image
 from ...tasks import Task
 from . import Backend, BackendInputError, BinaryResult, LoadContext
-from ._common import is_tiny, label_config, parse_parameters, rank_labels, write_tiny_marker
+from ._common import cancellable_generate, is_tiny, label_config, parse_parameters, rank_labels, write_tiny_marker
 
 __all__ = ["LOADERS", "TINY_BUILDERS"]
 
@@ -39,6 +39,16 @@ def decode_image(data: bytes) -> Any:
         # OSError covers UnidentifiedImageError and truncated files; SyntaxError is what some
         # of Pillow's decoders raise for a corrupt header.
         raise BackendInputError("inputs", f"could not decode the image: {exc}") from None
+
+
+def _model_inputs(processor: Any, image: Any) -> Any:
+    """The processor's tensors for ``image``. Processors raise ValueError for images they
+    cannot resize (a 3000x1 strip shrinks to a side of 0 pixels): the caller's error, a 400."""
+    try:
+        return processor(images=image, return_tensors="pt")
+    except ValueError:
+        width, height = image.size
+        raise BackendInputError("inputs", f"this model cannot take a {width}x{height} image (too narrow or too flat to resize)") from None
 
 
 def _png_bytes(image: Any) -> bytes:
@@ -74,7 +84,7 @@ class ImageClassificationBackend(Backend):
         params = parse_parameters(task, parameters)
         image = decode_image(inputs)
         with torch.inference_mode():
-            logits = self.model(**self.processor(images=image, return_tensors="pt")).logits[0]
+            logits = self.model(**_model_inputs(self.processor, image)).logits[0]
         return rank_labels(logits, self.model.config, params.top_k, params.function_to_apply)
 
 
@@ -114,7 +124,7 @@ class ObjectDetectionBackend(Backend):
         image = decode_image(inputs)
         width, height = image.size
         with torch.inference_mode():
-            outputs = self.model(**self.processor(images=image, return_tensors="pt"))
+            outputs = self.model(**_model_inputs(self.processor, image))
         found = self.processor.post_process_object_detection(
             outputs, threshold=threshold, target_sizes=[(height, width)]
         )[0]
@@ -193,7 +203,7 @@ class SemanticSegmentationBackend(Backend):
             )
         image = decode_image(inputs)
         with torch.inference_mode():
-            logits = self.model(**self.processor(images=image, return_tensors="pt")).logits
+            logits = self.model(**_model_inputs(self.processor, image)).logits
             # Upsample logits (not labels) to the original size, as the processor's own
             # post-processing does, so masks follow object borders at full resolution.
             logits = torch.nn.functional.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
@@ -250,14 +260,28 @@ class ImageToTextBackend(Backend):
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(location))
         self.model = auto_model.from_pretrained(str(location)).eval()
         self.meaningless = is_tiny(location)
+        #: tokens the decoder can generate after its start token; None when its positions are unbounded
+        self.max_new_tokens = _decoder_room(self.model.config)
 
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
         params = parse_parameters(task, parameters)
+        room = self.max_new_tokens
+        if params.max_new_tokens is not None and room is not None and params.max_new_tokens > room:
+            raise BackendInputError("parameters.max_new_tokens", f"{params.max_new_tokens} is more than this model can generate ({room})")
+        max_new_tokens = params.max_new_tokens or min(20, room or 20)
         image = decode_image(inputs)
-        pixel_values = self.processor(images=image, return_tensors="pt").pixel_values
+        pixel_values = _model_inputs(self.processor, image).pixel_values
         with torch.inference_mode():
-            ids = self.model.generate(pixel_values=pixel_values, max_new_tokens=params.max_new_tokens or 20, do_sample=False)
+            ids = cancellable_generate(self.model, pixel_values=pixel_values, max_new_tokens=max_new_tokens, do_sample=False)
         return [{"generated_text": self.tokenizer.decode(ids[0], skip_special_tokens=True).strip()}]
+
+
+def _decoder_room(config: Any) -> int | None:
+    """How many tokens a captioner's decoder can add to its start token: its position table
+    (``n_positions`` of GPT-2, ``max_position_embeddings`` of most others) minus one."""
+    decoder = getattr(config, "decoder", None) or getattr(config, "text_config", None) or config
+    positions = getattr(decoder, "max_position_embeddings", None) or getattr(decoder, "n_positions", None)
+    return positions - 1 if positions else None
 
 
 def build_tiny_captioner(target_dir: Path) -> None:
