@@ -28,6 +28,7 @@ from .errors import (
     ResponseTooLargeError,
     ServerError,
 )
+from .hints import MissingTokenWarning
 from .media import BinaryOutput, open_image
 from .streaming import aassemble_chat_stream, assemble_chat_stream
 from .tasks import TASKS, Task, TaskSpec
@@ -65,4 +66,5 @@ __all__ = [
     "ResponseFormatError",
     "ResponseTooLargeError",
     "InvalidInputError",
+    "MissingTokenWarning",
 ]

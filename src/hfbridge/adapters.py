@@ -7,15 +7,17 @@ and call the functions here, which call the core clients. Nothing here does HTTP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import os
 import tempfile
 import threading
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
@@ -24,8 +26,9 @@ from .async_client import AsyncInferenceClient
 from .client import InferenceClient
 from .config import ENV_TOKENS, Layout
 from .errors import InvalidInputError, redact_value
+from .hints import warn_missing_token
 from .media import BinaryOutput, is_url
-from .tasks import InputKind, OutputKind, Task, TaskSpec
+from .tasks import InputKind, OutputKind, Task, TaskSpec, find_task
 from .tool_inputs import ToolInputPolicy, ToolInputRefused, check_url
 from .validation import require_text
 
@@ -78,7 +81,7 @@ class ClientPair:
         ``client`` / ``async_client``). A component without a token sends none, rather than
         reading the environment again behind its back."""
         token = component.token
-        return cls(
+        pair = cls(
             base_url=component.base_url,
             token=token.get_secret_value() if token is not None else False,
             layout=component.layout,
@@ -89,6 +92,8 @@ class ClientPair:
             client=getattr(component, "client", None),
             async_client=getattr(component, "async_client", None),
         )
+        warn_missing_token(pair.sync.config, token)  # False above means "none found", not "opted out"
+        return pair
 
     @property
     def base_url(self) -> str:
@@ -206,8 +211,23 @@ def _batches(texts: list[str], size: int) -> list[list[str]]:
 
 
 #: set while vcrpy records: it cannot record requests made from several threads at once
-#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile
+#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile; async
+#: calls pass :func:`recording_gate`, or the cassette's order would be whichever answer came first
 RECORDING_SERIALLY = threading.Event()
+_recording_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def recording_gate() -> AsyncIterator[None]:
+    """While a cassette records, one async call at a time, in the order they asked (our own
+    batches and the frameworks' gathers alike: LlamaIndex batches embeddings that way); a no-op
+    otherwise."""
+    if not RECORDING_SERIALLY.is_set():
+        yield
+        return
+    lock = _recording_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        yield
 
 
 def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], max_workers: int) -> list[Any]:
@@ -278,7 +298,7 @@ async def aembed_batches(
     semaphore = asyncio.Semaphore(max(1, max_concurrency))
 
     async def one(batch: list[str]) -> list[list[float]]:
-        async with semaphore:
+        async with semaphore, recording_gate():
             vectors = await client.feature_extraction(batch, model=model, **options)
         if bar is not None:
             bar.update(len(batch))
@@ -441,13 +461,7 @@ def tool_tasks(tasks: Iterable[Task | str] | None) -> list[Task]:
     """The tasks tools are made for: all but ``conversational`` by default (27)."""
     if tasks is None:
         return [t for t in Task if t is not Task.CONVERSATIONAL]
-    out = []
-    for task in tasks:
-        try:
-            out.append(Task(task))
-        except ValueError:
-            raise InvalidInputError("tasks", f"unknown task {task!r}; known: {', '.join(t.value for t in Task)}") from None
-    return out
+    return [find_task(task, "tasks") for task in tasks]
 
 
 def tool_description(spec: TaskSpec) -> str:

@@ -28,8 +28,10 @@ logger = logging.getLogger("hfbridge")
 class InferenceClient(TaskMethods):
     """Hugging Face inference, synchronously.
 
-    >>> client = InferenceClient("http://127.0.0.1:8000")            # doctest: +SKIP
-    >>> client.text_classification("I like you", model="org/name")    # doctest: +SKIP
+    >>> from hfbridge import InferenceClient
+    >>> with InferenceClient("http://127.0.0.1:8000") as client:
+    ...     len(client.feature_extraction("I like you", model="sentence-transformers/all-MiniLM-L6-v2"))
+    384
 
     ``base_url`` defaults to ``HF_INFERENCE_ENDPOINT``, then the hosted API; ``token`` to
     ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN`` (``token=False`` sends none). ``layout`` is

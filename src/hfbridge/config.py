@@ -207,7 +207,7 @@ class ClientConfig:
             raise InvalidInputError("max_response_bytes", f"must be a whole number of bytes >= 1, got {max_response_bytes!r}")
         if max_concurrency is not None and max_concurrency < 1:
             raise InvalidInputError("max_concurrency", f"must be >= 1, got {max_concurrency}")
-        return cls(
+        config = cls(
             base_url=url,
             token=resolve_token(token),
             layout=resolved_layout,
@@ -217,6 +217,10 @@ class ClientConfig:
             max_concurrency=max_concurrency or DEFAULT_MAX_CONCURRENCY,
             max_response_bytes=max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES,
         )
+        from .hints import warn_missing_token  # (hints reads this module's defaults)
+
+        warn_missing_token(config, token)
+        return config
 
     def with_options(
         self,

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import orjson
 
 from . import errors as e
+from . import hints
 from ._version import __version__
 from .config import ClientConfig, origin_of
 from .media import BinaryInput, BinaryOutput
@@ -299,7 +300,7 @@ def decode_error_message(headers: Mapping[str, str], body: bytes) -> tuple[str, 
     if not message and headers.get("x-error-message"):
         message = headers["x-error-message"]
     if not message and body and decoded is None:
-        message = body[:500].decode("utf-8", "replace").strip()
+        message = hints.shorten(body[:600].decode("utf-8", "replace"), 500)
     return message, decoded
 
 
@@ -324,7 +325,7 @@ def error_from_response(
 
     secret = config.token.get_secret_value() if config.token else None
     message, decoded = decode_error_message(headers, body)
-    message = e.redact(message, secret) or f"HTTP {status} with no error message"
+    message = hints.explain(config, status, e.redact(message, secret) or f"HTTP {status} with no error message")
     common: dict[str, Any] = {
         "status_code": status,
         "model": model,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import schemas as s
 
-__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "SPEC_TASK_ROUTES", "SPEC_TASKS", "HOSTED_ONLY_TASKS", "PIPELINE_TASKS"]
+__all__ = ["Task", "InputKind", "OutputKind", "TaskSpec", "TASKS", "get_task", "find_task", "SPEC_TASK_ROUTES", "SPEC_TASKS",
+           "HOSTED_ONLY_TASKS", "PIPELINE_TASKS"]
 
 
 class Task(str, Enum):
@@ -337,3 +338,19 @@ def get_task(task: Task | str) -> TaskSpec:
     except ValueError:
         known = ", ".join(t.value for t in Task)
         raise InvalidInputError("task", f"unknown task {task!r}; known tasks: {known}") from None
+
+
+def find_task(name: Task | str, field: str = "tasks") -> Task:
+    """The task called ``name``: its id (``text-classification``) or its tool's name
+    (``text_classification``), since people who configure tools think in tool names. An unknown
+    name is an :class:`~hfbridge.InvalidInputError` on ``field`` that lists both spellings."""
+    from .errors import InvalidInputError
+
+    if isinstance(name, Task):
+        return name
+    if isinstance(name, str):
+        for task in Task:
+            if name in (task.value, TASKS[task].tool_name):
+                return task
+    known = ", ".join(f"{t.value} ({TASKS[t].tool_name})" for t in Task)
+    raise InvalidInputError(field, f"unknown task {name!r}; known tasks (and tool names): {known}")

@@ -1,22 +1,14 @@
-"""Shared fixtures for the server's tests: where models are cached, sample media, servers."""
+"""Fixtures for the server's tests: sample media, servers with particular settings (``model_cache``
+and ``live_server`` are suite-wide, in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "tests" / "assets"
-
-
-@pytest.fixture(scope="session")
-def model_cache() -> Path:
-    """Built tiny models and converted weights persist here between runs (gitignored)."""
-    path = Path(os.environ.get("HFBRIDGE_CACHE", REPO / ".cache" / "hfbridge"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -29,18 +21,6 @@ def sample_image() -> bytes:
 def sample_speech() -> bytes:
     """Real speech (FLAC, 16 kHz mono): "a man said to the universe sir i exist"."""
     return (ASSETS / "sample1.flac").read_bytes()
-
-
-@pytest.fixture(scope="session")
-def live_server(model_cache: Path):
-    """``hfbridge serve`` with the built-in registry on a free port, every model loaded."""
-    from hfbridge.server.app import ServerSettings
-    from hfbridge.server.runner import EmbeddedServer
-
-    server = EmbeddedServer(ServerSettings(cache_dir=model_cache)).start()
-    server.wait_until_loaded([entry.model_id for entry in server.settings.registry])
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "spec" / "inference-api.openapi.yaml"
+#: the API this project speaks and serves, kept in the repository (spec/)
+SPEC_FILE = Path(__file__).resolve().parents[2] / "spec" / "inference-api.openapi.yaml"
 
 
 @lru_cache(maxsize=1)

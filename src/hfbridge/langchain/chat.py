@@ -39,9 +39,21 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
     ``hfbridge serve``.
 
     ```python
-    chat = ChatHFInference(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    from pydantic import BaseModel
+    from hfbridge.langchain import ChatHFInference
+
+    class Joke(BaseModel):
+        setup: str
+        punchline: str
+
+    def get_weather(city: str) -> str:
+        '''The weather in ``city``.'''
+        return "sunny"
+
+    chat = ChatHFInference(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct", max_tokens=32)
+    print(chat.invoke("What is the capital of France?").content)
     agent_model = chat.bind_tools([get_weather], tool_choice="any")
-    Joke = chat.with_structured_output(JokeModel)  # schema-constrained on hfbridge serve and TGI
+    joker = chat.with_structured_output(Joke)  # schema-constrained on hfbridge serve and TGI
     ```
 
     ``invoke`` / ``stream`` / ``batch`` and real async twins; ``bind_tools`` takes LangChain

@@ -10,7 +10,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import Field
 
-from ..adapters import generation_info, generation_parameters, map_in_threads
+from ..adapters import generation_info, generation_parameters, map_in_threads, recording_gate
 from ._fields import ConnectionFields
 
 __all__ = ["HFInferenceLLM"]
@@ -20,8 +20,13 @@ class HFInferenceLLM(ConnectionFields, BaseLLM):
     """Text generation on a Hugging Face server (hosted, an endpoint, or ``hfbridge serve``).
 
     ```python
-    llm = HFInferenceLLM(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import PromptTemplate
+    from hfbridge.langchain import HFInferenceLLM
+
+    llm = HFInferenceLLM(base_url="http://127.0.0.1:8000", model="HuggingFaceTB/SmolLM2-135M-Instruct", max_new_tokens=16)
     chain = PromptTemplate.from_template("Q: {q}\\nA:") | llm | StrOutputParser()
+    print(chain.invoke({"q": "What is the capital of France?"}))
     ```
 
     ``batch`` sends its prompts concurrently (at most ``max_concurrency`` at once); ``stop``
@@ -105,7 +110,7 @@ class HFInferenceLLM(ConnectionFields, BaseLLM):
         semaphore = asyncio.Semaphore(self.max_concurrency)
 
         async def bounded(prompt: str) -> Generation:
-            async with semaphore:
+            async with semaphore, recording_gate():
                 return await self._aone(prompt, stop, run_manager, kwargs)
 
         generations = await asyncio.gather(*(bounded(p) for p in prompts))

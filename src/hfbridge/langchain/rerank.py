@@ -21,8 +21,20 @@ class HFInferenceRerank(ConnectionFields, BaseDocumentCompressor):
     ``base_compressor`` of a ``ContextualCompressionRetriever``.
 
     ```python
-    reranker = HFInferenceRerank(base_url="http://127.0.0.1:8000", top_n=3)
-    retriever = ContextualCompressionRetriever(base_compressor=reranker, base_retriever=vector_store.as_retriever(k=20))
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from hfbridge.langchain import HFInferenceEmbeddings, HFInferenceRerank
+
+    texts = ["Bananas are yellow.", "The Eiffel Tower is in Paris.", "Rivers flow to the sea."]
+    store = InMemoryVectorStore.from_documents(
+        [Document(t) for t in texts],
+        HFInferenceEmbeddings(base_url="http://127.0.0.1:8000", model="sentence-transformers/all-MiniLM-L6-v2"))
+    retriever = ContextualCompressionRetriever(
+        base_compressor=HFInferenceRerank(base_url="http://127.0.0.1:8000", top_n=1),
+        base_retriever=store.as_retriever(search_kwargs={"k": 3}))
+    best = retriever.invoke("Where is the Eiffel Tower?")
+    assert best[0].page_content == "The Eiffel Tower is in Paris."
     ```
     """
 

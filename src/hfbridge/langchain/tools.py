@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from ..adapters import ClientPair, ToolRunner, tool_description, tool_tasks
 from ..async_client import AsyncInferenceClient
 from ..client import InferenceClient
-from ..tasks import TASKS, Task, TaskSpec
+from ..tasks import TASKS, Task, TaskSpec, find_task
 from ..tool_inputs import ToolInputPolicy, ToolInputRefused
 from ._fields import ConnectionFields
 
@@ -132,12 +132,12 @@ class HFInferenceToolkit(ConnectionFields, BaseToolkit):
     @model_validator(mode="after")
     def _make_tools(self) -> "HFInferenceToolkit":
         clients = self.clients
-        models = {Task(k).value: v for k, v in self.models.items()}
+        models = {find_task(k, "models").value: v for k, v in self.models.items()}
         dirs = [str(d) for d in ToolInputPolicy.make(self.allowed_dirs).allowed_dirs]  # one cwd for all
         self._tools = [
             TOOL_CLASSES[task].from_clients(clients, model=models.get(task.value), output_dir=self.output_dir,
                                             allowed_dirs=dirs, allow_private_urls=self.allow_private_urls,
-                                            base_url=clients.base_url, layout=clients.layout.value, token=None)
+                                            base_url=clients.base_url, layout=clients.layout.value, token=self.token)
             for task in tool_tasks(self.tasks)
             if task in TOOL_CLASSES
         ]

@@ -56,7 +56,12 @@ class HFInferenceChat(ConnectionMixin, FunctionCallingLLM):
     ``FunctionAgent`` / ``AgentWorkflow``, ``structured_predict`` and ``as_structured_llm``.
 
     ```python
-    llm = HFInferenceChat(base_url="http://127.0.0.1:8000", model_name="HuggingFaceTB/SmolLM2-135M-Instruct")
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms import ChatMessage
+    from hfbridge.llama_index import HFInferenceChat, HFInferenceToolSpec
+
+    llm = HFInferenceChat(base_url="http://127.0.0.1:8000", model_name="HuggingFaceTB/SmolLM2-135M-Instruct", max_tokens=32)
+    print(llm.chat([ChatMessage(role="user", content="What is the capital of France?")]).message.content)
     agent = FunctionAgent(tools=HFInferenceToolSpec("http://127.0.0.1:8000").to_tool_list(), llm=llm)
     ```
     """

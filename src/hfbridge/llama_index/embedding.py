@@ -7,7 +7,7 @@ from typing import Literal
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field
 
-from ..adapters import check_texts
+from ..adapters import check_texts, recording_gate
 from ._fields import ConnectionMixin
 
 __all__ = ["HFInferenceEmbedding"]
@@ -41,7 +41,8 @@ class HFInferenceEmbedding(ConnectionMixin, BaseEmbedding):
         return self.clients.sync.feature_extraction(self._texts([query], self.query_instruction), **self._options())[0]
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return (await self.clients.async_.feature_extraction(self._texts([query], self.query_instruction), **self._options()))[0]
+        async with recording_gate():
+            return (await self.clients.async_.feature_extraction(self._texts([query], self.query_instruction), **self._options()))[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._get_text_embeddings([text])[0]
@@ -57,4 +58,5 @@ class HFInferenceEmbedding(ConnectionMixin, BaseEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         if not texts:
             return []
-        return await self.clients.async_.feature_extraction(self._texts(texts, self.text_instruction), **self._options())
+        async with recording_gate():  # LlamaIndex gathers the batches
+            return await self.clients.async_.feature_extraction(self._texts(texts, self.text_instruction), **self._options())

@@ -23,7 +23,7 @@ from llama_index.core.base.llms.generic_utils import (
     stream_completion_response_to_chat_response,
 )
 
-from ..adapters import generation_info, generation_parameters
+from ..adapters import generation_info, generation_parameters, recording_gate
 from ._fields import ConnectionMixin
 
 __all__ = ["HFInferenceLLM"]
@@ -88,7 +88,8 @@ class HFInferenceLLM(ConnectionMixin, CustomLLM):
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        result = await self.clients.async_.text_generation(self._prompt(prompt, formatted), model=self.model_name, **self._params(kwargs))
+        async with recording_gate():
+            result = await self.clients.async_.text_generation(self._prompt(prompt, formatted), model=self.model_name, **self._params(kwargs))
         return CompletionResponse(text=result.generated_text, raw=result.model_dump(), additional_kwargs=generation_info(result.details) or {})
 
     @llm_completion_callback()

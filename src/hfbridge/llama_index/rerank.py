@@ -22,7 +22,16 @@ class HFInferenceRerank(ConnectionMixin, BaseNodePostprocessor):
     ``node_postprocessors``.
 
     ```python
-    engine = index.as_query_engine(similarity_top_k=10, node_postprocessors=[HFInferenceRerank(base_url=..., top_n=3)])
+    from llama_index.core import Document, VectorStoreIndex
+    from hfbridge.llama_index import HFInferenceEmbedding, HFInferenceRerank
+
+    texts = ["Bananas are yellow.", "The Eiffel Tower is in Paris.", "Rivers flow to the sea."]
+    embed = HFInferenceEmbedding(base_url="http://127.0.0.1:8000", model_name="sentence-transformers/all-MiniLM-L6-v2")
+    index = VectorStoreIndex.from_documents([Document(text=t) for t in texts], embed_model=embed)
+    retriever = index.as_retriever(similarity_top_k=3)
+    nodes = HFInferenceRerank(base_url="http://127.0.0.1:8000", top_n=1).postprocess_nodes(
+        retriever.retrieve("Where is the Eiffel Tower?"), query_str="Where is the Eiffel Tower?")
+    assert nodes[0].node.get_content() == "The Eiffel Tower is in Paris."
     ```
     """
 

@@ -17,7 +17,7 @@ from llama_index.core.tools.tool_spec.base import BaseToolSpec
 from ..adapters import ClientPair, Closable, ToolRunner, tool_description, tool_tasks
 from ..async_client import AsyncInferenceClient
 from ..client import InferenceClient
-from ..tasks import TASKS, Task
+from ..tasks import TASKS, Task, find_task
 from ..tool_inputs import ToolInputPolicy, ToolInputRefused
 
 __all__ = ["HFInferenceToolSpec", "ToolText"]
@@ -89,7 +89,7 @@ class HFInferenceToolSpec(Closable, BaseToolSpec):
     ) -> None:
         self.clients = ClientPair(base_url=base_url, token=token, layout=layout, timeout=timeout, deadline=deadline,
                                   max_retries=max_retries, client=client, async_client=async_client)
-        chosen = {Task(k): v for k, v in (models or {}).items()}
+        chosen = {find_task(k, "models"): v for k, v in (models or {}).items()}
         policy = ToolInputPolicy.make(allowed_dirs, allow_private_urls)
         self._runners = {task: ToolRunner(self.clients, TASKS[task], chosen.get(task), output_dir, policy) for task in tool_tasks(tasks)}
         self.spec_functions = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -86,11 +87,13 @@ class ModelManager:
         return self._handles[model_id].lock
 
     def estimated_time(self, model_id: str) -> float:
-        """Seconds the current load has left: the last measured load time minus time spent."""
+        """Seconds the current load has left: the last measured load time minus time spent,
+        rounded up to whole seconds (an estimate; finer digits would only make two recordings
+        of the same exchange differ)."""
         handle = self._handles[model_id]
         expected = self._times.get(model_id, DEFAULT_LOAD_ESTIMATE)
         spent = time.monotonic() - handle.started if handle.state is LoadState.LOADING else 0.0
-        return round(max(expected - spent, 0.5), 1)
+        return float(math.ceil(max(expected - spent, 0.5)))
 
     def is_cached(self, entry: ModelEntry) -> bool:
         """Whether loading will be fast: weights present locally (built, converted or shipped)."""

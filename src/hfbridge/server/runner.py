@@ -29,8 +29,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
 class EmbeddedServer:
     """``hfbridge serve`` on a thread of this process, on a free port of 127.0.0.1 by default.
 
-    >>> with EmbeddedServer() as server:            # doctest: +SKIP
-    ...     client = InferenceClient(server.url)
+    >>> from hfbridge import InferenceClient
+    >>> from hfbridge.server.runner import EmbeddedServer
+    >>> with EmbeddedServer() as server, InferenceClient(server.url) as client:
+    ...     client.base_url == server.url
+    True
     """
 
     def __init__(self, settings: ServerSettings | None = None, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:

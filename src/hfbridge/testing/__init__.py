@@ -5,7 +5,10 @@
   whatever its shape, plus anything shaped like a Hugging Face token); requests matched on
   method, URI and body; compressed bodies decoded; binary bodies kept byte for byte.
 * :func:`record_mode` - ``HFBRIDGE_RECORD_MODE`` if set, else ``none`` under CI (a missing
-  cassette fails instead of reaching the network) and ``once`` elsewhere.
+  cassette fails instead of reaching the network) and ``once`` elsewhere; ``all`` re-records from
+  an empty cassette.
+* Recordings are reproducible: what a server makes up per answer (``Date``, ``X-Compute-Time``,
+  chat completion ids and times) is normalised (:mod:`hfbridge.testing.determinism`).
 * The pytest plugin (:mod:`hfbridge.testing.plugin`) adds the ``hf_cassette`` marker and the
   ``hf_base_url`` fixture on top.
 """
@@ -17,6 +20,8 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
+from .determinism import FreshPersister, normalise_response
+
 __all__ = [
     "TOKEN_PLACEHOLDER",
     "DEFAULT_REPLAY_BASE_URL",
@@ -25,6 +30,8 @@ __all__ = [
     "scrub",
     "looks_like_token",
     "make_vcr",
+    "TESTING_EXTRA_HINT",
+    "SERVER_EXTRA_HINT",
 ]
 
 TOKEN_PLACEHOLDER = "<HF_TOKEN>"
@@ -133,12 +140,23 @@ def vcr_config(mode: str | None = None) -> dict[str, Any]:
         "record_mode": mode or record_mode(),
         "match_on": ["method", "uri", "body"],
         "before_record_request": scrubber.request,
-        "before_record_response": scrubber.response,
+        "before_record_response": lambda response: normalise_response(scrubber.response(response)),
         "decode_compressed_response": True,
     }
 
 
-def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> Any:
-    import vcr
+#: what to install for the cassette kit, and for recording against the embedded server
+TESTING_EXTRA_HINT = "pip install 'hfbridge[testing]'"
+SERVER_EXTRA_HINT = "pip install 'hfbridge[testing,server]'"
 
-    return vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))
+
+def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> Any:
+    try:
+        import vcr
+    except ImportError as exc:
+        raise ImportError(f"hfbridge's cassettes need vcrpy ({exc}): {TESTING_EXTRA_HINT}") from exc
+
+    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))
+    if (mode or record_mode()) == "all":  # a re-recording holds exactly what this run sent
+        recorder.register_persister(FreshPersister)
+    return recorder

@@ -1,10 +1,14 @@
 """pytest plugin (entry point ``pytest11``): record and replay your own chains' HTTP.
 
+<!-- snippet: pytest -->
 ```python
+import pytest
+from hfbridge.langchain import HFInferenceLLM
+
 @pytest.mark.hf_cassette
 def test_my_chain(hf_base_url):
     llm = HFInferenceLLM(base_url=hf_base_url, max_new_tokens=8)
-    ...
+    assert llm.invoke("The capital of France is")
 ```
 
 * ``@pytest.mark.hf_cassette`` (optionally ``hf_cassette("name")``) wraps the test in a vcrpy
@@ -15,7 +19,10 @@ def test_my_chain(hf_base_url):
   ``all`` re-records.
 * ``hf_base_url``: ``HFBRIDGE_BASE_URL`` if set (record against that server, e.g. the hosted API
   with ``HF_TOKEN``), else ``http://127.0.0.1:8765``; when a test records there, the fixture
-  starts ``hfbridge serve`` in-process on that port (needs the ``server`` extra).
+  starts ``hfbridge serve`` in-process on that port.
+* Install: ``hfbridge[testing]`` (vcrpy) to replay and to record against a running server;
+  ``hfbridge[testing,server]`` to record against the embedded one. A missing piece fails the
+  test with the command that installs it.
 
 Nothing is imported from vcrpy or the server until a test uses them, so installing hfbridge
 never slows down or breaks an unrelated test suite.
@@ -31,7 +38,7 @@ from typing import Any, Iterator
 import pytest
 
 from ..adapters import RECORDING_SERIALLY
-from . import DEFAULT_REPLAY_BASE_URL, make_vcr, record_mode
+from . import DEFAULT_REPLAY_BASE_URL, SERVER_EXTRA_HINT, make_vcr, record_mode
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +72,15 @@ class _RecordingServer:
             return
         from urllib.parse import urlsplit
 
-        from ..server.runner import EmbeddedServer
+        try:
+            from ..server.runner import EmbeddedServer
+        except ImportError as exc:
+            missing = str(exc)
+        else:
+            missing = ""
+        if missing:
+            pytest.fail(f"recording against the embedded server needs hfbridge's server extra ({missing}): "
+                        f"{SERVER_EXTRA_HINT}; or record against a running server with HFBRIDGE_BASE_URL", pytrace=False)
 
         parts = urlsplit(base_url)
         self.server = EmbeddedServer(host=parts.hostname or "127.0.0.1", port=parts.port or 8765).start()
@@ -126,10 +141,16 @@ def hf_cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
     mode = _mode(request.config)
     path: Path = request.getfixturevalue("hf_cassette_path")
     records = request.getfixturevalue("hf_recording")
+    try:
+        recorder = make_vcr(path.parent, mode)
+    except ImportError as exc:
+        missing = str(exc)
+    else:
+        missing = ""
+    if missing:
+        pytest.fail(missing, pytrace=False)
     if records:
         request.getfixturevalue("_hf_recording_server").ensure(request.getfixturevalue("hf_base_url"))
-    recorder = make_vcr(path.parent, mode)
-    if records:
         RECORDING_SERIALLY.set()
     try:
         with recorder.use_cassette(path.name) as cassette:
