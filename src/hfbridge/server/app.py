@@ -7,7 +7,9 @@ Routes (model ids contain a slash, so paths under ``/models/`` are parsed here, 
 * ``POST /models/{model_id}/pipeline/{task}`` - the hosted API's task override;
 * ``POST /models/{model_id}/v1/chat/completions`` and ``POST /v1/chat/completions`` - chat;
 * ``POST /pipeline/{task}`` - the registry's default model for ``task``; the hosted API's older
-  ``POST /pipeline/{task}/{model_id}`` too.
+  ``POST /pipeline/{task}/{model_id}`` too;
+* ``POST /generate``, ``POST /generate_stream`` and ``POST /`` - TGI's routes (and what
+  huggingface_hub sends to an endpoint URL), served by the default text-generation model.
 
 Every answer is the spec's shape; every error is ``{"error": "..."}`` with the right status.
 """
@@ -21,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import orjson
 from fastapi import FastAPI, Request
@@ -34,6 +36,7 @@ from ..tasks import TASKS, Task, TaskSpec
 from ..validation import field_path
 from .backends import BackendInputError, BinaryResult
 from .cache import AnswerCache, cache_key, is_deterministic
+from .constraints import Constraint, ConstraintError
 from .guards import RateLimiter, TokenGuard
 from .models import LoadState, ModelLoadFailed, ModelManager
 from .parsing import HTTPProblem, Job, parse_chat, parse_job
@@ -142,7 +145,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def chat_root(request: Request) -> Response:
         body = await _admit(server, request)
         chat, job = parse_chat(body, _headers(request))
-        if chat.model:
+        if chat.model and chat.model != TGI_MODEL_NAME:
             entry = _entry_or_404(server, chat.model)
         else:
             entry = server.registry.default_for(Task.CONVERSATIONAL)
@@ -150,6 +153,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 raise HTTPProblem(400, "Error in `model`: required (this server has no default chat model)")
         _check_serves(entry, TASKS[Task.CONVERSATIONAL])
         return await _run(server, request, entry, job)
+
+    @app.post("/generate")
+    async def tgi_generate(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=False)
+
+    @app.post("/generate_stream")
+    async def tgi_generate_stream(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=True)
+
+    @app.post("/")
+    async def tgi_compat(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=None)
 
     @app.post("/models/{rest:path}")
     async def models(rest: str, request: Request) -> Response:
@@ -177,6 +192,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 _TASK_NAMES = {t.value for t in Task}
+#: the model name TGI's clients send to its chat route: the server's default chat model
+TGI_MODEL_NAME = "tgi"
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -244,6 +261,25 @@ async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec
     return await _run(server, request, entry, job, generic=generic)
 
 
+async def _serve_tgi(server: _Server, request: Request, *, stream: bool | None) -> Response:
+    """TGI's ``/generate`` (one answer object), ``/generate_stream`` (events) and ``/`` (a list
+    of one answer, or events when the body says ``stream``). As in TGI, the prompt is not
+    repeated in the answer unless ``return_full_text`` asks for it, and nothing is cached."""
+    body = await _admit(server, request)
+    entry = server.registry.default_for(Task.TEXT_GENERATION)
+    if entry is None:
+        raise HTTPProblem(400, "This server has no default text-generation model for TGI's routes")
+    spec = TASKS[Task.TEXT_GENERATION]
+    _check_serves(entry, spec)
+    job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
+    job.parameters.setdefault("return_full_text", False)
+    job.use_cache = False
+    if stream is not None:
+        job.stream = stream
+    # /generate answers the object itself, not a list of one
+    return await _run(server, request, entry, job, shape=(lambda answers: answers[0]) if stream is False else None)
+
+
 def _route_shape(task: Task, result: Any, generic: bool) -> Any:
     """The generic routes' schema (``InferenceResponse``) has no list of lists: there
     text-classification answers its other known shape, the flat ``[{label, score}]``."""
@@ -294,18 +330,36 @@ def _with_timing(response: Response, started: float, kind: str) -> Response:
     return response
 
 
-async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, generic: bool = False) -> Response:
+async def _compiled_parameters(entry: ModelEntry, backend: Any, job: Job) -> dict[str, Any]:
+    """The job's parameters plus its compiled constraint, compiled before any answer starts (so
+    a bad schema is a 400, never a broken stream) and off the event loop, bounded in time."""
+    if job.constraint is None:
+        return job.parameters
+    compiler = getattr(backend, "constraints", None)
+    if compiler is None:
+        raise HTTPProblem(400, f"Error in `{job.constraint.field}`: model {entry.model_id} cannot constrain its answers")
+    try:
+        constraint: Constraint = await compiler.compile_async(job.constraint)
+    except ConstraintError as exc:
+        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+    return {**job.parameters, "constraint": constraint}
+
+
+async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, generic: bool = False,
+               shape: Callable[[Any], Any] | None = None) -> Response:
     backend = await _ready_backend(server, entry, job)
+    parameters = await _compiled_parameters(entry, backend, job)
     started = time.perf_counter()
     if job.stream:
         if job.task not in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
             raise HTTPProblem(400, f"Error in `stream`: streaming is only available for text-generation and conversational, not {job.task.value}")
-        events = _stream_events(server, entry, backend, job)
+        events = _stream_events(server, entry, backend, job, parameters)
         return _with_timing(StreamingResponse(events, media_type="text/event-stream",
                                               headers={"Cache-Control": "no-cache"}), started, "cpu")
     key = None
     if job.use_cache and is_deterministic(job.task, job.parameters):
-        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_generic_route": generic})
+        constraint = job.constraint.key if job.constraint is not None else None
+        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_generic_route": generic, "_constraint": constraint})
         cached = server.cache.get(key)
         if cached is not None:
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
@@ -313,7 +367,10 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
 
     def predict() -> Any:
         with lock:
-            return _route_shape(job.task, backend.predict(job.task, job.inputs, job.parameters), generic)
+            result = backend.predict(job.task, job.inputs, parameters)
+        if job.chat is not None:
+            result = job.chat.answer(result)
+        return shape(result) if shape is not None else _route_shape(job.task, result, generic)
 
     try:
         result = await asyncio.get_running_loop().run_in_executor(server.models.inference, predict)
@@ -328,7 +385,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
     return _with_timing(Response(body, media_type=media_type), started, "cpu")
 
 
-async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: Job) -> AsyncIterator[bytes]:
+async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: Job, parameters: dict[str, Any]) -> AsyncIterator[bytes]:
     """Runs the backend's token generator on a worker thread and relays its events as SSE.
 
     When the client goes away the generator is closed at the next token, so an abandoned stream
@@ -346,8 +403,9 @@ async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: 
         with lock:
             generator = None
             try:
-                generator = backend.stream(job.task, job.inputs, job.parameters)
-                for event in generator:
+                generator = backend.stream(job.task, job.inputs, parameters)
+                events = job.chat.stream(generator) if job.chat is not None else generator
+                for event in events:
                     if stop.is_set():
                         break
                     put("event", event)
