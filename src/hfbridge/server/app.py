@@ -32,6 +32,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
+from ..schemas.tasks import stream_problem
 from ..tasks import TASKS, Task, TaskSpec
 from ..validation import field_path
 from .backends import BackendInputError, BinaryResult
@@ -145,7 +146,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def chat_root(request: Request) -> Response:
         body = await _admit(server, request)
         chat, job = parse_chat(body, _headers(request))
-        if chat.model and chat.model != TGI_MODEL_NAME:
+        if chat.model and chat.model not in PLACEHOLDER_MODEL_NAMES:
             entry = _entry_or_404(server, chat.model)
         else:
             entry = server.registry.default_for(Task.CONVERSATIONAL)
@@ -192,8 +193,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 _TASK_NAMES = {t.value for t in Task}
-#: the model name TGI's clients send to its chat route: the server's default chat model
-TGI_MODEL_NAME = "tgi"
+#: model names that single-model endpoints ignore, sent by TGI's clients ("tgi") and by
+#: huggingface_hub to an endpoint URL ("dummy"): the root chat route answers them with its
+#: default chat model
+PLACEHOLDER_MODEL_NAMES = frozenset({"tgi", "dummy"})
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -276,6 +279,9 @@ async def _serve_tgi(server: _Server, request: Request, *, stream: bool | None) 
     job.use_cache = False
     if stream is not None:
         job.stream = stream
+    problem = stream_problem(job.parameters) if job.stream else None
+    if problem:
+        raise HTTPProblem(400, f"Error in `{problem[0]}`: {problem[1]}")
     # /generate answers the object itself, not a list of one
     return await _run(server, request, entry, job, shape=(lambda answers: answers[0]) if stream is False else None)
 

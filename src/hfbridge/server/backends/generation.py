@@ -49,6 +49,7 @@ from transformers import (
     WatermarkLogitsProcessor,
 )
 
+from ...schemas.tasks import stream_problem
 from ...tasks import Task
 from ..constraints import Constraint, ConstraintCompiler, ConstraintError, SequenceMatcher
 from . import Backend, BackendInputError, LoadContext
@@ -339,12 +340,6 @@ def _constrained(step: Any) -> Any:
         raise BackendInputError(exc.field, exc.message) from None
 
 
-_REFUSED_WHILE_STREAMING = {
-    "best_of": "best_of > 1 cannot be streamed (the best sequence is only known at the end)",
-    "decoder_input_details": "decoder_input_details cannot be streamed; send the request without stream",
-}
-
-
 # --------------------------------------------------------------------------------------------
 # The backend
 # --------------------------------------------------------------------------------------------
@@ -410,9 +405,9 @@ class GenerationBackend(Backend):
         """Validates the input before returning the iterator, so bad input fails the request
         with a 400 instead of breaking a stream that has already started."""
         if task is Task.TEXT_GENERATION:
-            for name, problem in _REFUSED_WHILE_STREAMING.items():
-                if parameters.get(name) not in (None, False, 1):
-                    raise BackendInputError(f"parameters.{name}", problem)
+            problem = stream_problem(parameters)
+            if problem:
+                raise BackendInputError(*problem)
             return self._stream_text_generation(self._text_generation(inputs, parameters), parameters)
         if task is Task.CONVERSATIONAL:
             return self._stream_chat(self._chat(inputs, parameters), bool(parameters.get("logprobs")))
