@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..schemas._base import FieldProblem
 from .constraints import ConstraintSpec
 from .toolcalls import ReadCall, ToolCallFormat, ToolCallReader, closed_objects, render_calls
 
@@ -26,13 +27,8 @@ __all__ = ["ChatInputError", "ChatPlan", "plan_chat", "grammar_constraint"]
 _SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs")
 
 
-class ChatInputError(ValueError):
+class ChatInputError(FieldProblem):
     """A chat request the server cannot serve as asked: a 400 naming ``field``."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def grammar_constraint(grammar: Mapping[str, Any], field: str) -> ConstraintSpec:

@@ -31,6 +31,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 import torch
 
+from ..schemas._base import FieldProblem
+
 __all__ = [
     "ConstraintSpec",
     "ConstraintError",
@@ -58,13 +60,12 @@ MAX_SOURCE_BYTES = 1024 * 1024
 Kind = Literal["json_schema", "regex", "lark"]
 
 
-class ConstraintError(ValueError):
+class ConstraintError(FieldProblem):
     """A constraint that cannot be used: a 400 naming ``field`` (the request field it came from)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    @property
+    def message(self) -> str:
+        return self.problem
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,11 @@ class ConstraintCompiler:
 
         Concurrent requests for one spec share one compile. A compile that runs out of time
         still finishes in the background (bounded by the engine's limits) and lands in the
-        cache, so the caller gets a clear 400 now and a retry is instant.
+        cache, so the caller gets a clear 400 now and a retry is instant. The engine's view of
+        the tokenizer, built once per model, is not part of any request's time bound.
         """
+        if self._engine_tokenizer is None:
+            await asyncio.wrap_future(_compile_pool().submit(self.engine_tokenizer))
         with self._lock:
             cached = self._cache.get(spec.key)
             future = self._inflight.get(spec.key)

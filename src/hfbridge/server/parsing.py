@@ -215,5 +215,5 @@ def _chat_job(messages: list[dict[str, Any]], parameters: dict[str, Any], stream
     try:
         plan = plan_chat(messages, parameters, stream=stream, prefix=prefix)
     except ChatInputError as exc:
-        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.problem}") from None
     return Job(Task.CONVERSATIONAL, plan.messages, plan.parameters, use_cache, wait, stream, constraint=plan.constraint, chat=plan)
