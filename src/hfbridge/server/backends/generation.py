@@ -4,6 +4,10 @@ One token-by-token loop (:meth:`GenerationBackend._generate`) serves ``predict``
 for both tasks, so stop sequences, log-probabilities, finish reasons and token counts are
 computed in exactly one place and a streamed answer always equals the non-streamed one.
 
+A request may carry a compiled constraint (``parameters["constraint"]``, see
+:mod:`..constraints`): the loop masks each step's logits with it and feeds the tokens it forces
+to the model in one pass. That is all this module knows of grammars, schemas and tools.
+
 The loop calls the model's ``forward`` with its key/value cache rather than ``generate()``:
 streaming needs each token as it is chosen, and the same code then runs on transformers 4.44+
 and 5.x alike.
@@ -362,7 +366,9 @@ class GenerationBackend(Backend):
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         #: what a finished constraint ends with, without running the model for it
         self._stop_id = tokenizer.eos_token_id if tokenizer.eos_token_id in self._eos_ids else min(self._eos_ids, default=None)
-        self._constraints: ConstraintCompiler | None = None
+        #: compiles constraints for this model's tokenizer (``parameters["constraint"]``); it
+        #: builds the engine's view of the tokenizer on first use, not here
+        self.constraints = ConstraintCompiler(tokenizer, self.vocab_size, self._eos_ids)
         if tokenizer.chat_template is None:
             logger.warning("%s has no chat template; conversational uses hfbridge's simple template", model_id)
 
@@ -379,13 +385,6 @@ class GenerationBackend(Backend):
         return ids
 
     # -- public ------------------------------------------------------------------------------
-    @property
-    def constraints(self) -> ConstraintCompiler:
-        """Compiles constraints for this model's tokenizer (``parameters["constraint"]``)."""
-        if self._constraints is None:
-            self._constraints = ConstraintCompiler(self.tokenizer, self.vocab_size, self._eos_ids)
-        return self._constraints
-
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
         if task is Task.TEXT_GENERATION:
             return [self._text_generation_answer(inputs, parameters)]
