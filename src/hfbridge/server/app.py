@@ -10,6 +10,8 @@ Routes (model ids contain a slash, so paths under ``/models/`` are parsed here, 
   ``POST /pipeline/{task}/{model_id}`` too;
 * ``POST /rerank``, ``/predict``, ``/v1/embeddings`` (TEI's and OpenAI's routes, see
   :mod:`.serving`).
+* ``POST /generate``, ``POST /generate_stream`` and ``POST /`` - TGI's routes (and what
+  huggingface_hub sends to an endpoint URL), served by the default text-generation model.
 
 The spec's routes answer the spec's shapes, the hosted API's routes its current ones (see
 :mod:`.answers`); every error is ``{"error": "..."}`` with the right status.
@@ -25,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import orjson
 from fastapi import FastAPI, Request
@@ -34,6 +36,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
+from ..schemas.tasks import stream_problem
 from ..tasks import PIPELINE_TASKS, TASKS, Task, TaskSpec
 from ..validation import field_path
 from .answers import RouteKind, predict as predict_job, route_shape
@@ -41,6 +44,7 @@ from .backends import BackendInputError, BinaryResult
 from .cache import AnswerCache, cache_key, is_deterministic
 from .cancellation import Cancelled, Jobs, raise_if_cancelled
 from .connections import read_body
+from .constraints import Constraint, ConstraintError
 from .guards import RateLimiter, TokenGuard
 from .limits import Limits, check_job, check_media
 from .models import LoadState, ModelLoadFailed, ModelManager
@@ -154,7 +158,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         body = await _admit(server, request)
         chat, job = parse_chat(body, _headers(request))
         check_job(job, settings.limits, prefix="")
-        if chat.model:
+        if chat.model and chat.model not in PLACEHOLDER_MODEL_NAMES:
             entry = _entry_or_404(server, chat.model)
         else:
             entry = server.registry.default_for(Task.CONVERSATIONAL)
@@ -167,6 +171,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     from .serving import add_serving_routes
 
     add_serving_routes(app, server)
+
+    @app.post("/generate")
+    async def tgi_generate(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=False)
+
+    @app.post("/generate_stream")
+    async def tgi_generate_stream(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=True)
+
+    @app.post("/")
+    async def tgi_compat(request: Request) -> Response:
+        return await _serve_tgi(server, request, stream=None)
 
     @app.post("/models/{rest:path}")
     async def models(rest: str, request: Request) -> Response:
@@ -205,6 +221,10 @@ def _internal_error(exc: BaseException, where: str) -> str:
     incident = secrets.token_hex(4)
     logger.error("internal error %s in %s", incident, where, exc_info=exc)
     return f"Internal server error (incident {incident}; the details are in the server's log)"
+#: model names that single-model endpoints ignore, sent by TGI's clients ("tgi") and by
+#: huggingface_hub to an endpoint URL ("dummy"): the root chat route answers them with its
+#: default chat model
+PLACEHOLDER_MODEL_NAMES = frozenset({"tgi", "dummy"})
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -270,6 +290,29 @@ async def _serve_task(server: _Server, request: Request, entry: ModelEntry, spec
     return await _run(server, request, entry, job, route=route)
 
 
+async def _serve_tgi(server: _Server, request: Request, *, stream: bool | None) -> Response:
+    """TGI's ``/generate`` (one answer object), ``/generate_stream`` (events) and ``/`` (a list
+    of one answer, or events when the body says ``stream``). As in TGI, the prompt is not
+    repeated in the answer unless ``return_full_text`` asks for it, and nothing is cached."""
+    body = await _admit(server, request)
+    entry = server.registry.default_for(Task.TEXT_GENERATION)
+    if entry is None:
+        raise HTTPProblem(400, "This server has no default text-generation model for TGI's routes")
+    spec = TASKS[Task.TEXT_GENERATION]
+    _check_serves(entry, spec)
+    job = parse_job(spec, request.headers.get("content-type", ""), body, _headers(request))
+    check_job(job, server.settings.limits)
+    job.parameters.setdefault("return_full_text", False)
+    job.use_cache = False
+    if stream is not None:
+        job.stream = stream
+    problem = stream_problem(job.parameters) if job.stream else None
+    if problem:
+        raise HTTPProblem(400, f"Error in `{problem[0]}`: {problem[1]}")
+    # /generate answers the object itself, not a list of one
+    return await _run(server, request, entry, job, shape=(lambda answers: answers[0]) if stream is False else None)
+
+
 async def _fetch(server: _Server, url: str) -> bytes:
     if not server.settings.allow_urls:
         raise HTTPProblem(400, "Error in `inputs`: URL inputs are disabled on this server; send the bytes "
@@ -312,18 +355,36 @@ def _with_timing(response: Response, started: float, kind: str) -> Response:
     return response
 
 
-async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, route: RouteKind = RouteKind.SPEC_TASK) -> Response:
+async def _compiled_parameters(entry: ModelEntry, backend: Any, job: Job) -> dict[str, Any]:
+    """The job's parameters plus its compiled constraint, compiled before any answer starts (so
+    a bad schema is a 400, never a broken stream) and off the event loop, bounded in time."""
+    if job.constraint is None:
+        return job.parameters
+    compiler = getattr(backend, "constraints", None)
+    if compiler is None:
+        raise HTTPProblem(400, f"Error in `{job.constraint.field}`: model {entry.model_id} cannot constrain its answers")
+    try:
+        constraint: Constraint = await compiler.compile_async(job.constraint)
+    except ConstraintError as exc:
+        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
+    return {**job.parameters, "constraint": constraint}
+
+
+async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *, route: RouteKind = RouteKind.SPEC_TASK,
+               shape: Callable[[Any], Any] | None = None) -> Response:
     backend = await _ready_backend(server, entry, job)
+    parameters = await _compiled_parameters(entry, backend, job)
     started = time.perf_counter()
     if job.stream:
         if job.task not in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
             raise HTTPProblem(400, f"Error in `stream`: streaming is only available for text-generation and conversational, not {job.task.value}")
-        events = _stream_events(server, entry, backend, job)
+        events = _stream_events(server, entry, backend, job, parameters)
         return _with_timing(StreamingResponse(events, media_type="text/event-stream",
                                               headers={"Cache-Control": "no-cache"}), started, "cpu")
     key = None
     if job.use_cache and is_deterministic(job.task, job.parameters):
-        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_route": route.value})
+        constraint = job.constraint.key if job.constraint is not None else None
+        key = cache_key(entry.model_id, job.task, job.inputs, {**job.parameters, "_route": route.value, "_constraint": constraint})
         cached = server.cache.get(key)
         if cached is not None:
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
@@ -332,7 +393,10 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
     def predict() -> Any:
         with lock:
             raise_if_cancelled()  # the client may have left while this waited for the model
-            return route_shape(job.task, predict_job(backend, job.task, job.inputs, job.parameters), job.inputs, route)
+            result = predict_job(backend, job.task, job.inputs, parameters)
+        if job.chat is not None:
+            result = job.chat.answer(result)
+        return shape(result) if shape is not None else route_shape(job.task, result, job.inputs, route)
 
     try:
         result = await server.jobs.run(server.models.inference, predict, request.receive)
@@ -350,7 +414,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
     return _with_timing(Response(body, media_type=media_type), started, "cpu")
 
 
-async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: Job) -> AsyncIterator[bytes]:
+async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: Job, parameters: dict[str, Any]) -> AsyncIterator[bytes]:
     """Runs the backend's token generator on a worker thread and relays its events as SSE.
 
     When the client goes away the generator is closed at the next token, so an abandoned stream
@@ -370,8 +434,9 @@ async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: 
             generator = None
             try:
                 raise_if_cancelled()  # the client may have left while this waited for the model
-                generator = backend.stream(job.task, job.inputs, job.parameters)
-                for event in generator:
+                generator = backend.stream(job.task, job.inputs, parameters)
+                events = job.chat.stream(generator) if job.chat is not None else generator
+                for event in events:
                     raise_if_cancelled()
                     put("event", event)
             except BackendInputError as exc:

@@ -19,7 +19,7 @@ def is_deterministic(task: Task, parameters: dict[str, Any]) -> bool:
     if task in (Task.TEXT_GENERATION, Task.CONVERSATIONAL):
         sampling = parameters.get("do_sample")
         if sampling is None:
-            sampling = any(k in parameters for k in ("temperature", "top_p", "top_k")) and parameters.get("temperature") != 0
+            sampling = any(k in parameters for k in ("temperature", "top_p", "top_k", "typical_p")) and parameters.get("temperature") != 0
         return not sampling or "seed" in parameters
     if task is Task.TEXT_TO_IMAGE:
         return "seed" in parameters

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from .. import schemas as s
 from ..tasks import InputKind, Task, TaskSpec, get_task
 from ..validation import first_problem
+from .chat import ChatInputError, ChatPlan, grammar_constraint, plan_chat
+from .constraints import ConstraintSpec
 
 __all__ = ["HTTPProblem", "Job", "parse_job", "parse_chat", "options_from"]
 
@@ -49,6 +51,11 @@ class Job:
     stream: bool = False
     #: an http(s) URL still to be fetched (binary tasks, with --allow-urls)
     url: str | None = None
+    #: what the answer must match (a grammar, a response format, tool calls), compiled later
+    #: for the model's tokenizer
+    constraint: ConstraintSpec | None = None
+    #: a chat request's tools, formats and stream options: shapes the backend's answers
+    chat: ChatPlan | None = None
 
 
 def _truthy(value: str | None) -> bool | None:
@@ -113,14 +120,20 @@ def parse_job(spec: TaskSpec, content_type: str, body: bytes, headers: Mapping[s
     request = _validate(spec.request_model, data)
     options = getattr(request, "options", None)
     use_cache, wait = options_from(options.model_dump(exclude_none=True) if options else None, headers)
-    parameters = request.parameters.model_dump(exclude_none=True) if getattr(request, "parameters", None) else {}
+    parameters = request.parameters.model_dump(exclude_none=True, by_alias=True) if getattr(request, "parameters", None) else {}
     inputs = request.inputs
     if isinstance(inputs, BaseModel):
         inputs = inputs.model_dump()
+    stream = bool(getattr(request, "stream", False))
     if spec.task is Task.CONVERSATIONAL:
         inputs = _conversation(request)
+        _require_text(spec, inputs)
+        return _chat_job(inputs, parameters, stream, use_cache, wait, prefix="parameters.")
     _require_text(spec, inputs)
-    return Job(spec.task, inputs, parameters, use_cache, wait, bool(getattr(request, "stream", False)))
+    job = Job(spec.task, inputs, parameters, use_cache, wait, stream)
+    if parameters.get("grammar"):
+        job.constraint = grammar_constraint(parameters["grammar"], "parameters.grammar")
+    return job
 
 
 def _binary_json(spec: TaskSpec, data: dict[str, Any], headers: Mapping[str, str]) -> Job:
@@ -193,4 +206,14 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> tuple[s.ChatCompletio
     messages = [m.model_dump(exclude_none=True, by_alias=True) for m in request.messages]
     _require_text(_CHAT_SPEC, messages)
     use_cache, wait = options_from(None, headers)
-    return request, Job(Task.CONVERSATIONAL, messages, parameters, use_cache, wait, bool(request.stream))
+    return request, _chat_job(messages, parameters, bool(request.stream), use_cache, wait)
+
+
+def _chat_job(messages: list[dict[str, Any]], parameters: dict[str, Any], stream: bool, use_cache: bool, wait: bool, *, prefix: str = "") -> Job:
+    """Tools, tool results, response formats and content parts become plain messages, sampling
+    parameters and one constraint (:mod:`.chat`); the plan shapes the answer back."""
+    try:
+        plan = plan_chat(messages, parameters, stream=stream, prefix=prefix)
+    except ChatInputError as exc:
+        raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.problem}") from None
+    return Job(Task.CONVERSATIONAL, plan.messages, plan.parameters, use_cache, wait, stream, constraint=plan.constraint, chat=plan)

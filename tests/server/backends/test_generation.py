@@ -86,14 +86,18 @@ class TestTextGeneration:
         assert PROMPT + _continuation(tiny) == _generate(tiny)["generated_text"]
 
     def test_max_new_tokens_and_details(self, tiny: GenerationBackend) -> None:
-        details = _generate(tiny, max_new_tokens=5, details=True)["details"]
+        out = _generate(tiny, max_new_tokens=5, details=True, return_full_text=False)
+        details = out["details"]
         GenerationDetails.model_validate(details)
-        assert details == {
+        assert {k: details[k] for k in ("finish_reason", "generated_tokens", "prompt_tokens", "seed")} == {
             "finish_reason": "length",
             "generated_tokens": 5,
             "prompt_tokens": len(tiny.tokenizer(PROMPT).input_ids),
             "seed": None,
         }
+        # TGI's typed details: every generated token (texts concatenate to the answer), no prefill unless asked
+        assert len(details["tokens"]) == 5 and details["prefill"] == []
+        assert "".join(t["text"] for t in details["tokens"]) == out["generated_text"]
         assert _generate(tiny, details=True)["details"]["generated_tokens"] == 20
 
     def test_repetition_penalty_matches_transformers(self, tiny: GenerationBackend) -> None:
@@ -157,7 +161,8 @@ class TestTextGeneration:
             assert final["generated_text"] == tiny.tokenizer.decode(ids, skip_special_tokens=True)
             answer = _generate(tiny, prompt, return_full_text=False, details=True, **parameters)
             assert final["generated_text"] == answer["generated_text"]
-            assert final["details"] == answer["details"]
+            assert final["details"] == {k: answer["details"][k] for k in final["details"]}
+            assert [e["token"] for e in events] == answer["details"]["tokens"]
 
     def test_prompt_longer_than_the_context_is_refused_or_capped(self, tiny: GenerationBackend) -> None:
         with pytest.raises(BackendInputError) as err:

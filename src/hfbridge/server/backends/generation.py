@@ -4,6 +4,10 @@ One token-by-token loop (:meth:`GenerationBackend._generate`) serves ``predict``
 for both tasks, so stop sequences, log-probabilities, finish reasons and token counts are
 computed in exactly one place and a streamed answer always equals the non-streamed one.
 
+A request may carry a compiled constraint (``parameters["constraint"]``, see
+:mod:`..constraints`): the loop masks each step's logits with it and feeds the tokens it forces
+to the model in one pass. That is all this module knows of grammars, schemas and tools.
+
 The loop calls the model's ``forward`` with its key/value cache rather than ``generate()``:
 streaming needs each token as it is chosen, and the same code then runs on transformers 4.44+
 and 5.x alike.
@@ -27,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -39,15 +43,20 @@ from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
+    LogitsProcessor,
     LogitsProcessorList,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
+    TypicalLogitsWarper,
+    WatermarkLogitsProcessor,
 )
 
+from ...schemas.tasks import stream_problem
 from ...tasks import Task
 from ..cancellation import raise_if_cancelled
+from ..constraints import Constraint, ConstraintCompiler, ConstraintError, SequenceMatcher
 from . import Backend, BackendInputError, LoadContext
 from ._common import is_tiny, write_tiny_marker
 from ._tokenizers import train_bpe
@@ -93,23 +102,71 @@ def bundled_smollm2_gguf() -> Path:
 # --------------------------------------------------------------------------------------------
 # Generation settings
 # --------------------------------------------------------------------------------------------
+#: TGI's watermark ("A Watermark for Large Language Models"): its default gamma and delta
+WATERMARK_GREENLIST_RATIO = 0.5
+WATERMARK_BIAS = 2.0
+
+
+class _OccurrencePenalty(LogitsProcessor):
+    """OpenAI's frequency and presence penalties over the tokens generated so far:
+    ``logit -= frequency * count + presence * (count > 0)`` (the prompt is not counted)."""
+
+    def __init__(self, prompt_length: int, frequency: float, presence: float) -> None:
+        self.prompt_length = prompt_length
+        self.frequency = frequency
+        self.presence = presence
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[0, self.prompt_length:]
+        if generated.numel() == 0:
+            return scores
+        counts = torch.bincount(generated, minlength=scores.shape[-1])[: scores.shape[-1]].to(scores.dtype)
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
 @dataclass
 class _Plan:
     """How to pick tokens for one request, resolved from the caller's parameters."""
 
     max_new_tokens: int
     stop: list[str]
+    #: penalties and the watermark: they see every token, before the constraint's mask
     processors: LogitsProcessorList
+    #: temperature, top-k, top-p, typical-p: after the mask, so they choose among allowed tokens
+    warpers: LogitsProcessorList
     #: None means greedy decoding
     generator: torch.Generator | None
     #: the seed the generator was started from (reported in ``details``), None when greedy
     seed: int | None
+    #: the compiled constraint the answer must satisfy (grammar, schema, tool calls)
+    constraint: Constraint | None = None
+    #: how many most-likely alternatives to record per token (TGI top_n_tokens, top_logprobs)
+    top_n: int = 0
+    #: record the prompt tokens' log-probabilities (TGI decoder_input_details)
+    prefill: bool = False
+    #: keep only the last N prompt tokens (TGI truncate)
+    truncate: int | None = None
+    #: generation penalties that need the prompt length, added once it is known
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+    def scores(self, sequence: torch.Tensor, logits: torch.Tensor, matcher: SequenceMatcher | None) -> torch.Tensor:
+        scores = self.processors(sequence, logits)
+        if matcher is not None:
+            matcher.mask(scores)
+        return self.warpers(sequence, scores)
+
+    def for_prompt(self, prompt_length: int) -> "_Plan":
+        if self.frequency_penalty or self.presence_penalty:
+            self.processors.insert(0, _OccurrencePenalty(prompt_length, self.frequency_penalty, self.presence_penalty))
+        return self
 
 
 def _plan(max_new_tokens: int, *, sample: bool, temperature: float | None, top_p: float | None,
           top_k: int | None, repetition_penalty: float | None, seed: int | None,
-          stop: list[str] | None) -> _Plan:
-    """Processors in transformers' order (penalty, temperature, top-k, top-p).
+          stop: list[str] | None, typical_p: float | None = None, watermark: bool = False,
+          vocab_size: int = 0, **extra: Any) -> _Plan:
+    """Processors in transformers' order (penalties, temperature, top-k, top-p, typical-p).
 
     Temperature 0 means "always the most likely token", i.e. greedy. A sampling run without a
     seed draws one, so the answer can be reproduced from the seed that ``details`` reports. The
@@ -118,35 +175,52 @@ def _plan(max_new_tokens: int, *, sample: bool, temperature: float | None, top_p
     processors = LogitsProcessorList()
     if repetition_penalty is not None and repetition_penalty != 1.0:
         processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
+    if watermark:
+        processors.append(WatermarkLogitsProcessor(vocab_size, "cpu", greenlist_ratio=WATERMARK_GREENLIST_RATIO, bias=WATERMARK_BIAS))
+    warpers = LogitsProcessorList()
     generator = None
     if sample and temperature != 0:
         if temperature is not None and temperature != 1.0:
-            processors.append(TemperatureLogitsWarper(temperature))
+            warpers.append(TemperatureLogitsWarper(temperature))
         if top_k is not None:
-            processors.append(TopKLogitsWarper(top_k))
+            warpers.append(TopKLogitsWarper(top_k))
         if top_p is not None and top_p < 1.0:
-            processors.append(TopPLogitsWarper(top_p))
+            warpers.append(TopPLogitsWarper(top_p))
+        if typical_p is not None and typical_p < 1.0:
+            warpers.append(TypicalLogitsWarper(typical_p))
         seed = secrets.randbits(32) if seed is None else seed
         generator = torch.Generator().manual_seed(seed)
     else:
         seed = None
-    return _Plan(max_new_tokens, [s for s in stop or [] if s], processors, generator, seed)
+    return _Plan(max_new_tokens, [s for s in stop or [] if s], processors, warpers, generator, seed, **extra)
 
 
-def _text_generation_plan(parameters: Mapping[str, Any]) -> _Plan:
+def _sampling_requested(parameters: Mapping[str, Any]) -> bool:
     sample = parameters.get("do_sample")
     if sample is None:
-        # Asking for a temperature, top_p or top_k only makes sense when sampling.
-        sample = any(parameters.get(k) is not None for k in ("temperature", "top_p", "top_k"))
+        # Asking for a temperature, top_p, top_k or typical_p only makes sense when sampling.
+        sample = any(parameters.get(k) is not None for k in ("temperature", "top_p", "top_k", "typical_p"))
+    return bool(sample) and parameters.get("temperature") != 0
+
+
+def _text_generation_plan(parameters: Mapping[str, Any], vocab_size: int) -> _Plan:
     return _plan(
         parameters.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS,
-        sample=sample,
+        sample=_sampling_requested(parameters),
         temperature=parameters.get("temperature"),
         top_p=parameters.get("top_p"),
         top_k=parameters.get("top_k"),
         repetition_penalty=parameters.get("repetition_penalty"),
         seed=parameters.get("seed"),
         stop=parameters.get("stop"),
+        typical_p=parameters.get("typical_p"),
+        watermark=bool(parameters.get("watermark")),
+        vocab_size=vocab_size,
+        constraint=parameters.get("constraint"),
+        top_n=parameters.get("top_n_tokens") or 0,
+        prefill=bool(parameters.get("decoder_input_details")),
+        truncate=parameters.get("truncate"),
+        frequency_penalty=parameters.get("frequency_penalty") or 0.0,
     )
 
 
@@ -162,6 +236,10 @@ def _chat_plan(parameters: Mapping[str, Any]) -> _Plan:
         repetition_penalty=None,
         seed=parameters.get("seed"),
         stop=parameters.get("stop"),
+        constraint=parameters.get("constraint"),
+        top_n=(parameters.get("top_logprobs") or 0) if parameters.get("logprobs") else 0,
+        frequency_penalty=parameters.get("frequency_penalty") or 0.0,
+        presence_penalty=parameters.get("presence_penalty") or 0.0,
     )
 
 
@@ -230,6 +308,8 @@ class _Token:
     text: str
     logprob: float
     special: bool
+    #: the most likely alternatives as (id, logprob), most likely first (only when asked for)
+    top: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -239,14 +319,14 @@ class _Outcome:
     generated_tokens: int
     prompt_tokens: int
     seed: int | None
+    #: every generated token, its text as streamed (the texts concatenate to ``text``)
+    tokens: list[_Token] = field(default_factory=list)
+    #: the prompt's tokens with their log-probabilities (TGI decoder_input_details), else None
+    prefill: list[dict[str, Any]] | None = None
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "finish_reason": self.finish_reason,
-            "generated_tokens": self.generated_tokens,
-            "prompt_tokens": self.prompt_tokens,
-            "seed": self.seed,
-        }
+    @property
+    def logprob(self) -> float:
+        return sum(token.logprob for token in self.tokens)
 
 
 def _message(message: Any) -> dict[str, str]:
@@ -254,6 +334,15 @@ def _message(message: Any) -> dict[str, str]:
     if isinstance(message, Mapping):
         return {"role": message["role"], "content": message["content"]}
     return {"role": message.role, "content": message.content}
+
+
+def _constrained(step: Any) -> Any:
+    """Runs a constraint step; a constraint that fails mid-answer is the request's fault (its
+    grammar needs more work per token than the engine allows): a 400 naming its field."""
+    try:
+        return step()
+    except ConstraintError as exc:
+        raise BackendInputError(exc.field, exc.message) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +363,13 @@ class GenerationBackend(Backend):
         self._max_positions: int | None = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         # transformers 5 renamed forward's ``past_key_values`` (and the output field) to ``cache``.
         self._cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        #: the logits' width (can exceed the tokenizer's vocabulary)
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        #: what a finished constraint ends with, without running the model for it
+        self._stop_id = tokenizer.eos_token_id if tokenizer.eos_token_id in self._eos_ids else min(self._eos_ids, default=None)
+        #: compiles constraints for this model's tokenizer (``parameters["constraint"]``); it
+        #: builds the engine's view of the tokenizer on first use, not here
+        self.constraints = ConstraintCompiler(tokenizer, self.vocab_size, self._eos_ids)
         if tokenizer.chat_template is None:
             logger.warning("%s has no chat template; conversational uses hfbridge's simple template", model_id)
 
@@ -292,32 +388,29 @@ class GenerationBackend(Backend):
     # -- public ------------------------------------------------------------------------------
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
         if task is Task.TEXT_GENERATION:
-            outcome = self._last_outcome(self._text_generation(inputs, parameters))
-            text = outcome.text if parameters.get("return_full_text") is False else inputs + outcome.text
-            result: dict[str, Any] = {"generated_text": text}
-            if parameters.get("details"):
-                result["details"] = outcome.details()
-            return [result]
+            return [self._text_generation_answer(inputs, parameters)]
         if task is Task.CONVERSATIONAL:
             outcome = self._last_outcome(self._chat(inputs, parameters))
-            return {
-                **self._chat_header("chat.completion"),
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": outcome.text},
-                    "finish_reason": self._chat_finish_reason(outcome),
-                }],
-                "usage": self._usage(outcome),
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": outcome.text},
+                "finish_reason": self._chat_finish_reason(outcome),
             }
+            if parameters.get("logprobs"):
+                choice["logprobs"] = {"content": [self._chat_logprob(t) for t in outcome.tokens if not t.special]}
+            return {**self._chat_header("chat.completion"), "choices": [choice], "usage": self._usage(outcome)}
         raise ValueError(f"{task.value} is not served by this backend")
 
     def stream(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Validates the input before returning the iterator, so bad input fails the request
         with a 400 instead of breaking a stream that has already started."""
         if task is Task.TEXT_GENERATION:
-            return self._stream_text_generation(self._text_generation(inputs, parameters))
+            problem = stream_problem(parameters)
+            if problem:
+                raise BackendInputError(*problem)
+            return self._stream_text_generation(self._text_generation(inputs, parameters), parameters)
         if task is Task.CONVERSATIONAL:
-            return self._stream_chat(self._chat(inputs, parameters))
+            return self._stream_chat(self._chat(inputs, parameters), bool(parameters.get("logprobs")))
         return super().stream(task, inputs, parameters)
 
     # -- request preparation -------------------------------------------------------------------
@@ -329,7 +422,10 @@ class GenerationBackend(Backend):
             if start is None:
                 raise BackendInputError("inputs", "the prompt is empty and the model has no start token")
             ids = [start]
-        return self._generate(ids, _text_generation_plan(parameters), field="inputs")
+        plan = _text_generation_plan(parameters, self.vocab_size)
+        if plan.truncate is not None:
+            ids = ids[-plan.truncate:]
+        return self._generate(ids, plan, field="inputs")
 
     def _chat(self, messages: Any, parameters: dict[str, Any]) -> Iterator[tuple[_Token, _Outcome | None]]:
         if not messages:
@@ -355,24 +451,43 @@ class GenerationBackend(Backend):
                     field, f"the prompt is {len(prompt_ids)} tokens; this model reads at most {self._max_positions - 1}"
                 )
             budget = min(budget, room)
-        return self._loop(prompt_ids, plan, budget)
+        if plan.constraint is not None and self._stop_id is None:
+            raise BackendInputError(plan.constraint.spec.field, "this model has no end-of-sequence token to end a constrained answer")
+        return self._loop(prompt_ids, plan.for_prompt(len(prompt_ids)), budget)
 
     # -- the generation loop -------------------------------------------------------------------
-    def _next_tokens(self, prompt_ids: list[int], plan: _Plan) -> Iterator[tuple[int, float]]:
-        """Endless (token id, log-probability) pairs, one forward pass each, reusing the KV cache.
+    def _next_tokens(self, prompt_ids: list[int], plan: _Plan, prefill: list[dict[str, Any]] | None) -> Iterator[_Token]:
+        """Endless tokens (id, log-probability, alternatives), one forward pass each, reusing the KV cache.
 
         The log-probability is that of the token under the distribution it was picked from
-        (after penalty/temperature/top-k/top-p). Inference mode is entered per step, not across
-        a ``yield``: a streaming consumer may resume this generator from another thread.
+        (after penalties, the constraint's mask, temperature/top-k/top-p). Under a constraint,
+        tokens it forces (no alternative) are yielded at once with log-probability 0 and fed to
+        the model together in the next forward pass, and a complete answer ends with the
+        end-of-sequence token without running the model for it. The prompt's own
+        log-probabilities go into ``prefill`` when it is a list. Inference mode is entered per
+        step, not across a ``yield``: a streaming consumer may resume this generator from
+        another thread.
         """
+        matcher = plan.constraint.matcher() if plan.constraint is not None else None
         sequence = torch.tensor([prompt_ids])
-        step_input, past = sequence, None
+        past, fresh = None, list(prompt_ids)
         while True:
             raise_if_cancelled()  # the client went away: stop within one token
+            if matcher is not None:
+                forced = _constrained(matcher.forced_tokens)
+                for token in forced:
+                    yield _Token(token, "", 0.0, token in self._special_ids, [(token, 0.0)] if plan.top_n else [])
+                fresh += forced
+                sequence = torch.cat([sequence, torch.tensor([forced], dtype=sequence.dtype)], dim=1) if forced else sequence
+                if matcher.finished:
+                    yield _Token(self._stop_id, "", 0.0, True, [(self._stop_id, 0.0)] if plan.top_n else [])
+                    continue
             with torch.inference_mode():
-                out = self.model(input_ids=step_input, use_cache=True, **{self._cache_name: past})
+                out = self.model(input_ids=torch.tensor([fresh]), use_cache=True, **{self._cache_name: past})
+                if prefill is not None and past is None:
+                    prefill.extend(self._prefill(prompt_ids, out.logits[0, : len(prompt_ids)]))
                 past = getattr(out, self._cache_name)
-                scores = plan.processors(sequence, out.logits[:, -1, :].float())
+                scores = _constrained(lambda: plan.scores(sequence, out.logits[:, -1, :].float(), matcher))
                 logprobs = torch.log_softmax(scores, dim=-1)
                 if not torch.isfinite(logprobs).any() or torch.isnan(logprobs).any():
                     raise BackendInputError("parameters", "the sampling parameters (temperature, top_k, top_p, "
@@ -381,10 +496,24 @@ class GenerationBackend(Backend):
                     token = int(scores.argmax(dim=-1))
                 else:
                     token = int(torch.multinomial(logprobs.exp(), 1, generator=plan.generator))
+                top: list[tuple[int, float]] = []
+                if plan.top_n:
+                    values, ids = logprobs[0].topk(plan.top_n)
+                    top = [(int(i), float(v)) for i, v in zip(ids, values) if v > float("-inf")]
                 logprob = float(logprobs[0, token])
-                step_input = torch.tensor([[token]])
-                sequence = torch.cat([sequence, step_input], dim=1)
-            yield token, logprob
+                sequence = torch.cat([sequence, torch.tensor([[token]])], dim=1)
+            fresh = [token]
+            if matcher is not None and token not in self._eos_ids:
+                _constrained(lambda: matcher.accept(token))
+            yield _Token(token, "", logprob, token in self._special_ids, top)
+
+    def _prefill(self, prompt_ids: list[int], logits: torch.Tensor) -> list[dict[str, Any]]:
+        """TGI's ``prefill``: each prompt token with its log-probability given the ones before
+        (the first has none), under the model's own distribution."""
+        logprobs = torch.log_softmax(logits[:-1].float(), dim=-1)
+        picked = logprobs.gather(1, torch.tensor(prompt_ids[1:]).unsqueeze(1)).squeeze(1).tolist() if len(prompt_ids) > 1 else []
+        values: list[float | None] = [None, *picked]
+        return [{"id": i, "text": self._token_text(i), "logprob": lp} for i, lp in zip(prompt_ids, values)]
 
     def _loop(self, prompt_ids: list[int], plan: _Plan, budget: int) -> Iterator[tuple[_Token, _Outcome | None]]:
         """Yields every generated token once, in order; the last one comes with the outcome.
@@ -394,14 +523,15 @@ class GenerationBackend(Backend):
         known not to be, then trimmed where the stop sequence begins.
         """
         decoder = _IncrementalDecoder(self.tokenizer, prompt_ids[-_DECODE_CONTEXT:])
-        text, released, pending = "", 0, []
+        text, released, pending, tokens = "", 0, [], []
+        prefill: list[dict[str, Any]] | None = [] if plan.prefill else None
         finish = "length"
-        for count, (token_id, logprob) in enumerate(self._next_tokens(prompt_ids, plan), start=1):
-            special = token_id in self._special_ids
-            piece = "" if special else decoder.push(token_id)
-            pending.append(_Token(token_id, piece, logprob, special))
-            text += piece
-            if token_id in self._eos_ids:
+        for count, token in enumerate(self._next_tokens(prompt_ids, plan, prefill), start=1):
+            token.text = "" if token.special else decoder.push(token.id)
+            pending.append(token)
+            tokens.append(token)
+            text += token.text
+            if token.id in self._eos_ids:
                 finish = "eos_token"
                 break
             cut = _stop_index(text, plan.stop)
@@ -419,7 +549,7 @@ class GenerationBackend(Backend):
             rest = decoder.flush()
             pending[-1].text += rest
             text += rest
-        outcome = _Outcome(text, finish, count, len(prompt_ids), plan.seed)
+        outcome = _Outcome(text, finish, count, len(prompt_ids), plan.seed, tokens, prefill)
         for index, token in enumerate(pending):
             token.text = token.text[: max(len(text) - released, 0)]
             released += len(token.text)
@@ -430,30 +560,102 @@ class GenerationBackend(Backend):
         """Runs the loop to its end; the last token carries the outcome."""
         return deque(events, maxlen=1)[0][1]
 
-    # -- output shapes -----------------------------------------------------------------------
-    @staticmethod
-    def _stream_text_generation(events: Iterator[tuple[_Token, _Outcome | None]]) -> Iterator[dict[str, Any]]:
-        for index, (token, outcome) in enumerate(events):
-            yield {
-                "index": index,
-                "token": {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special},
-                "generated_text": outcome.text if outcome else None,
-                "details": outcome.details() if outcome else None,
-            }
+    # -- text generation answers (TGI's shapes) --------------------------------------------------
+    def _text_generation_answer(self, prompt: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """One answer; with ``best_of`` > 1 the most likely of that many sampled sequences
+        (TGI's rule: highest total log-probability), the others in ``details.best_of_sequences``."""
+        best_of = parameters.get("best_of") or 1
+        if best_of > 1 and not _sampling_requested(parameters):
+            raise BackendInputError("parameters.best_of", "best_of > 1 needs sampling (do_sample, temperature, top_k, top_p or typical_p)")
+        seed = parameters.get("seed")
+        outcomes = []
+        for i in range(best_of):
+            run = parameters if best_of == 1 else {**parameters, "seed": None if seed is None else seed + i}
+            outcomes.append(self._last_outcome(self._text_generation(prompt, run)))
+        best = max(range(best_of), key=lambda i: outcomes[i].logprob)
+        full = parameters.get("return_full_text") is not False
+        answer: dict[str, Any] = {"generated_text": (prompt if full else "") + outcomes[best].text}
+        if parameters.get("details"):
+            answer["details"] = self._details(outcomes[best], parameters)
+            if best_of > 1:
+                answer["details"]["best_of_sequences"] = [
+                    {"generated_text": (prompt if full else "") + o.text, **self._details(o, parameters)}
+                    for i, o in enumerate(outcomes) if i != best
+                ]
+        return answer
 
-    def _stream_chat(self, events: Iterator[tuple[_Token, _Outcome | None]]) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _summary(outcome: _Outcome) -> dict[str, Any]:
+        """What a stream's last event says about the answer (TGI's stream details)."""
+        return {
+            "finish_reason": outcome.finish_reason,
+            "generated_tokens": outcome.generated_tokens,
+            "prompt_tokens": outcome.prompt_tokens,
+            "seed": outcome.seed,
+        }
+
+    def _details(self, outcome: _Outcome, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            **self._summary(outcome),
+            "prefill": outcome.prefill or [],
+            "tokens": [self._stream_token(t) for t in outcome.tokens],
+        }
+        if parameters.get("top_n_tokens"):
+            details["top_tokens"] = [self._top_tokens(t) for t in outcome.tokens]
+        return details
+
+    def _stream_token(self, token: _Token) -> dict[str, Any]:
+        return {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special}
+
+    def _top_tokens(self, token: _Token) -> list[dict[str, Any]]:
+        return [{"id": i, "text": self._token_text(i), "logprob": lp, "special": i in self._special_ids} for i, lp in token.top]
+
+    def _token_text(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _stream_text_generation(self, events: Iterator[tuple[_Token, _Outcome | None]], parameters: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        for index, (token, outcome) in enumerate(events):
+            event = {
+                "index": index,
+                "token": self._stream_token(token),
+                "generated_text": outcome.text if outcome else None,
+                "details": self._summary(outcome) if outcome else None,
+            }
+            if parameters.get("top_n_tokens"):
+                event["top_tokens"] = self._top_tokens(token)
+            yield event
+
+    # -- chat answers (OpenAI's shapes) ---------------------------------------------------------
+    def _chat_logprob(self, token: _Token) -> dict[str, Any]:
+        text = self._token_text(token.id)
+        return {
+            "token": text,
+            "logprob": token.logprob,
+            "bytes": list(text.encode()),
+            "top_logprobs": [
+                {"token": (alt := self._token_text(i)), "logprob": lp, "bytes": list(alt.encode())} for i, lp in token.top
+            ],
+        }
+
+    def _stream_chat(self, events: Iterator[tuple[_Token, _Outcome | None]], logprobs: bool) -> Iterator[dict[str, Any]]:
+        """One chunk per token that shows text; the log-probabilities of tokens that show none
+        (a held-back partial character) travel with the next chunk."""
         header = self._chat_header("chat.completion.chunk")
+        held: list[dict[str, Any]] = []
         for token, outcome in events:
+            if logprobs and not token.special:
+                held.append(self._chat_logprob(token))
             if not token.text and outcome is None:
                 continue  # nothing to show (a held-back partial character, a special token)
-            chunk = {
-                **header,
-                "choices": [{
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": token.text},
-                    "finish_reason": self._chat_finish_reason(outcome) if outcome else None,
-                }],
+            choice: dict[str, Any] = {
+                "index": 0,
+                "delta": {"role": "assistant", "content": token.text},
+                "finish_reason": self._chat_finish_reason(outcome) if outcome else None,
             }
+            if logprobs:
+                choice["logprobs"] = {"content": held}
+                held = []
+            chunk = {**header, "choices": [choice]}
             if outcome:
                 chunk["usage"] = self._usage(outcome)
             yield chunk
