@@ -91,6 +91,12 @@ class OutputKind(str, Enum):
 # Arguments an agent gives a task's tool. Field names equal the client method's parameter names,
 # so a tool call is ``getattr(client, spec.method)(**args)``.
 # --------------------------------------------------------------------------------------------
+#: Measured on SmolLM2-135M: a description that lists file types ("flac, wav, mp3") makes a small
+#: model write the type instead of the file the user named; this wording gets the name copied.
+_IMAGE_INPUT = "The image file's name or path, as the user gave it, or an http(s) URL."
+_AUDIO_INPUT = "The audio file's name or path, as the user gave it, or an http(s) URL."
+
+
 class _ToolArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -142,11 +148,11 @@ class TableArgs(_ToolArgs):
 
 
 class ImageArgs(_ToolArgs):
-    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    image: str = Field(min_length=1, description=_IMAGE_INPUT)
 
 
 class AudioArgs(_ToolArgs):
-    audio: str = Field(min_length=1, description="Path to a local audio file (flac, wav, mp3, ogg), or an http(s) URL.")
+    audio: str = Field(min_length=1, description=_AUDIO_INPUT)
 
 
 class TextToImageArgs(_ToolArgs):
@@ -157,17 +163,17 @@ class TextToImageArgs(_ToolArgs):
 
 
 class ImageQuestionArgs(_ToolArgs):
-    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    image: str = Field(min_length=1, description=_IMAGE_INPUT)
     question: str = Field(min_length=1, description="The question about the image.")
 
 
 class ImageLabelsArgs(_ToolArgs):
-    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    image: str = Field(min_length=1, description=_IMAGE_INPUT)
     candidate_labels: list[str] = Field(min_length=2, description="Labels to choose from (at least two).")
 
 
 class ImageToImageArgs(_ToolArgs):
-    image: str = Field(min_length=1, description="Path to a local image file, or an http(s) URL of one.")
+    image: str = Field(min_length=1, description=_IMAGE_INPUT)
     prompt: str | None = Field(default=None, description="How the image should change.")
 
 

@@ -77,6 +77,12 @@ class HFInferenceChat(ConnectionMixin, FunctionCallingLLM):
     provider: str | None = Field(default=None, description="Router only: 'fastest', 'cheapest' or a provider name.")
     context_window: int = Field(default=8192, gt=0, description="Tokens the model can attend to (prompt + output).")
     num_output: int = Field(default=256, gt=0, description="Tokens LlamaIndex reserves for an answer when packing prompts.")
+    answer_after_tool_results: bool = Field(
+        default=False,
+        description="When a conversation ends with tool results and the caller sets no tool_choice, answer in text "
+                    "(tool_choice 'none'). For small models, which otherwise call the same tool again; with "
+                    "FunctionAgent(initial_tool_choice='required') an agent then calls one tool and answers.",
+    )
 
     @classmethod
     def class_name(cls) -> str:
@@ -169,10 +175,12 @@ class HFInferenceChat(ConnectionMixin, FunctionCallingLLM):
         name; ``tool_required=True`` means ``"required"``."""
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
         names = [spec["function"]["name"] for spec in specs]
-        choice = tool_choice_for(tool_choice if tool_choice is not None else ("required" if tool_required else None), names)
         messages = list(chat_history or [])
         if user_msg is not None:
             messages.append(ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg)
+        if tool_choice is None and not tool_required and self.answer_after_tool_results and messages and messages[-1].role == MessageRole.TOOL:
+            tool_choice = "none"
+        choice = tool_choice_for(tool_choice if tool_choice is not None else ("required" if tool_required else None), names)
         prepared: dict[str, Any] = {"messages": messages, **kwargs}
         if specs:
             prepared.update(tools=specs, tool_choice=choice or "auto")

@@ -107,12 +107,21 @@ class ChatPlan:
     tools: ToolCallFormat | None = None
     include_usage: bool = False
 
+    @property
+    def call_id_seed(self) -> str | None:
+        """What tool-call ids are derived from: the prompt and the sampling parameters, so a
+        deterministic answer is the same each time. Unseeded sampling keeps random ids."""
+        sampled = any(self.parameters.get(k) not in (None, 0, 0.0) for k in ("temperature", "top_p")) and "seed" not in self.parameters
+        if sampled:
+            return None
+        return json.dumps([self.messages, self.parameters], sort_keys=True, default=str)
+
     # -- whole answers --------------------------------------------------------------------------
     def answer(self, completion: dict[str, Any]) -> dict[str, Any]:
         if self.tools is None:
             return completion
         choice = completion["choices"][0]
-        reader = self.tools.reader()
+        reader = self.tools.reader(self.call_id_seed)
         reader.feed(choice["message"].get("content") or "")
         if reader.is_calls:
             # A call cut off before its name was complete is nothing a client can run: no call.
@@ -129,7 +138,7 @@ class ChatPlan:
         ``type`` and the name in a call's first fragment, then its arguments in pieces); with
         ``include_usage``, usage moves to one last chunk with no choices (OpenAI's rule, so a
         client that sums usage over chunks counts it once)."""
-        reader = self.tools.reader() if self.tools is not None else None
+        reader = self.tools.reader(self.call_id_seed) if self.tools is not None else None
         last: dict[str, Any] | None = None
         usage = None
         for chunk in chunks:
@@ -193,7 +202,9 @@ def plan_chat(messages: Sequence[Mapping[str, Any]], parameters: Mapping[str, An
         raise ChatInputError(f"{prefix}stream_options", "only applies to a streamed answer (stream: true)")
     rendered = _render(messages)
     if tools is not None:
-        rendered[-1]["content"] += tools.prompt(parameters.get("tool_prompt"))
+        users = [i for i, message in enumerate(rendered) if message["role"] == "user"]
+        target = users[-1] if users else len(rendered) - 1
+        rendered[target]["content"] = tools.prompt(parameters.get("tool_prompt")) + rendered[target]["content"]
     return ChatPlan(
         messages=rendered,
         parameters={k: parameters[k] for k in _SAMPLING if k in parameters},

@@ -20,7 +20,7 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from .determinism import FreshPersister, normalise_response
+from .determinism import ChatIds, FreshPersister, normalise_response
 
 __all__ = [
     "TOKEN_PLACEHOLDER",
@@ -136,11 +136,12 @@ def record_mode() -> str:
 def vcr_config(mode: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``vcr.VCR(...)`` (also a valid pytest-recording ``vcr_config``)."""
     scrubber = _Scrubber()  # the header and query filters run inside it, after it learns the values
+    chat_ids = ChatIds()
     return {
         "record_mode": mode or record_mode(),
         "match_on": ["method", "uri", "body"],
         "before_record_request": scrubber.request,
-        "before_record_response": lambda response: normalise_response(scrubber.response(response)),
+        "before_record_response": lambda response: normalise_response(scrubber.response(response), chat_ids),
         "decode_compressed_response": True,
     }
 

@@ -3,8 +3,8 @@
 Re-recording a cassette against the same server with the same models changes only what the
 server makes up per answer or reports about itself: the ``Date`` and ``X-Compute-Time`` headers,
 ``X-Compute-Type`` (``cache`` when the server answered the same request before, else ``cpu``),
-and the random id and clock time of chat completions (``"id": "chatcmpl-..."``,
-``"created": ...``). Those are normalised as each response is recorded, so a re-recording's diff
+and the random id and clock time of chat completions (``"id": "chatcmpl-..."``, numbered
+in recording order; ``"created": ...``). Those are normalised as each response is recorded, so a re-recording's diff
 shows only answers that really changed. Replays never depend on them: hfbridge reads none of
 these headers, and chat ids are passed through as opaque strings.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["VOLATILE_HEADERS", "RECORDED_CHAT_ID", "RECORDED_CREATED", "normalise_response", "FreshPersister"]
+__all__ = ["VOLATILE_HEADERS", "RECORDED_CHAT_ID", "RECORDED_CREATED", "ChatIds", "normalise_response", "FreshPersister"]
 
 #: response headers that differ between answers to the same request (dropped from recordings)
 VOLATILE_HEADERS = frozenset({"date", "x-compute-time", "x-compute-type"})
@@ -38,7 +38,24 @@ def _header(headers: dict[str, Any], name: str) -> str:
     return ""
 
 
-def normalise_response(response: dict[str, Any]) -> dict[str, Any]:
+class ChatIds:
+    """Recorded chat ids, one per answer: ``chatcmpl-recorded-1``, ``-2``... in the order the
+    answers were recorded (recording is serial), the same for every chunk of one stream.
+    Distinct ids matter: frameworks key messages by them (LangGraph's ``add_messages``
+    replaces a message whose id it has seen), so one id for every answer would merge an
+    agent's turns on replay."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, match: "re.Match[str]") -> str:
+        original = match.group(0)
+        if original not in self._seen:
+            self._seen[original] = f"{match.group(1)}{RECORDED_CHAT_ID}-{len(self._seen) + 1}{match.group(2)}"
+        return self._seen[original]
+
+
+def normalise_response(response: dict[str, Any], ids: "ChatIds | None" = None) -> dict[str, Any]:
     """``response`` (vcrpy's dict) without what changes between identical answers."""
     headers = response.get("headers", {})
     for name in [n for n in headers if n.lower() in VOLATILE_HEADERS]:
@@ -52,7 +69,7 @@ def normalise_response(response: dict[str, Any]) -> dict[str, Any]:
         text = raw.decode() if is_bytes else raw
     except UnicodeDecodeError:
         return response
-    text = _CREATED.sub(rf"\g<1>{RECORDED_CREATED}", _CHAT_ID.sub(rf"\g<1>{RECORDED_CHAT_ID}\g<2>", text))
+    text = _CREATED.sub(rf"\g<1>{RECORDED_CREATED}", _CHAT_ID.sub(ids if ids is not None else ChatIds(), text))
     body["string"] = text.encode() if is_bytes else text
     for name in [n for n in headers if n.lower() == "content-length"]:
         headers[name] = [str(len(text.encode()))]
