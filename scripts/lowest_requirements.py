@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 PINNED_EXTRAS = ("langchain", "llama-index", "testing")
 #: test-only packages the adapter tests import, taken from the dev extra with their ranges
-FROM_DEV = ("pytest-asyncio", "langchain-tests")
+FROM_DEV = ("pytest-asyncio", "langchain-tests", "langchain", "langgraph")
 
 
 def lowest(requirement: str) -> str:
