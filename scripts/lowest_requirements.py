@@ -17,6 +17,11 @@ from packaging.requirements import Requirement
 PINNED_EXTRAS = ("langchain", "llama-index", "testing")
 #: test-only packages the adapter tests import, taken from the dev extra with their ranges
 FROM_DEV = ("pytest-asyncio", "langchain-tests", "langchain", "langgraph")
+#: what the lowest langchain-core resolves to otherwise and does not work: langchain 1.2.7 allows
+#: langgraph <1.1, whose newest prebuilt agents (1.0.9 to 1.0.13) import
+#: ``langgraph.runtime.ExecutionInfo``, which only langgraph 1.1 has (measured: create_agent fails
+#: to import with prebuilt 1.0.9 and 1.0.10, imports with 1.0.8)
+KNOWN_BROKEN = ("langgraph-prebuilt<1.0.9",)
 
 
 def lowest(requirement: str) -> str:
@@ -31,6 +36,7 @@ def main() -> None:
     extras = tomllib.loads(Path(__file__).resolve().parents[1].joinpath("pyproject.toml").read_text())["project"]["optional-dependencies"]
     lines = [lowest(r) for extra in PINNED_EXTRAS for r in extras[extra] if not r.startswith("hfbridge")]
     lines += [r for r in extras["dev"] if Requirement(r).name in FROM_DEV]
+    lines += KNOWN_BROKEN
     print("\n".join(lines))
 
 

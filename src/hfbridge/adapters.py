@@ -17,7 +17,7 @@ import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
@@ -227,6 +227,20 @@ async def recording_gate() -> AsyncIterator[None]:
         return
     lock = _recording_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
     async with lock:
+        yield
+
+
+_recording_lock = threading.RLock()  # re-entrant: one thread may hold two streams open
+
+
+@contextlib.contextmanager
+def recording_lock() -> Iterator[None]:
+    """The same for sync calls from the frameworks' own threads (LangChain's ``batch`` runs
+    ``_generate`` on a thread pool): one exchange at a time while a cassette records."""
+    if not RECORDING_SERIALLY.is_set():
+        yield
+        return
+    with _recording_lock:
         yield
 
 

@@ -137,6 +137,35 @@ def test_every_tool_choice(server: ScriptedServer, chat: ChatHFInference, choice
     assert sent(server).get("tool_choice") == wire
 
 
+def test_a_v1_message_sends_its_tool_calls_once(server: ScriptedServer, chat: ChatHFInference) -> None:
+    server.on(ROUTE, Reply(body=answer("sunny")))
+    calls = [{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]
+    v1 = AIMessage(content=[{"type": "text", "text": "Let me look."}, {"type": "tool_call", **calls[0]}], tool_calls=calls, output_version="v1")
+    chat.invoke([HumanMessage("weather?"), v1, ToolMessage("sunny", tool_call_id="c1")])
+    assistant = sent(server)["messages"][1]
+    assert assistant["content"] == [{"type": "text", "text": "Let me look."}]
+    assert [c["function"]["name"] for c in assistant["tool_calls"]] == ["get_weather"]
+
+
+def test_the_small_model_policy_chooses_only_what_the_caller_left_open(server: ScriptedServer) -> None:
+    server.on(ROUTE, Reply(body=answer("ok")))
+    small = ChatHFInference(base_url=server.url, model=M, token=None, initial_tool_choice="GetTime", answer_after_tool_results=True)
+    calls = [{"name": "GetTime", "args": {"zone": "UTC"}, "id": "c1"}]
+    asked = [HumanMessage("what time is it?")]
+    answered = [*asked, AIMessage("", tool_calls=calls), ToolMessage("12:00", tool_call_id="c1")]
+    small.bind_tools([get_weather, GetTime]).invoke(asked)
+    assert sent(server)["tool_choice"] == {"type": "function", "function": {"name": "GetTime"}}
+    small.bind_tools([get_weather, GetTime]).invoke(answered)
+    assert sent(server)["tool_choice"] == "none"
+    small.bind_tools([get_weather, GetTime], tool_choice="auto").invoke(asked)  # the caller's choice wins
+    assert sent(server)["tool_choice"] == "auto"
+    small.invoke(asked)  # no tools bound: nothing to choose
+    assert "tool_choice" not in sent(server)
+    with pytest.raises(InvalidInputError, match="tool_choice"):  # a name that is not bound fails before sending
+        small.bind_tools([get_weather]).invoke(asked)
+    assert len(server.requests) == 4
+
+
 def test_tool_calls_come_back_as_langchain_tool_calls_with_usage_and_metadata(server: ScriptedServer, chat: ChatHFInference) -> None:
     server.on(ROUTE, Reply(body=answer(None, [call("get_weather", {"city": "Paris"}), {"id": 7, "type": "function",
                                        "function": {"name": "GetTime", "arguments": {"zone": "UTC"}}}], "eos_token")))

@@ -178,13 +178,16 @@ class TestToolGrammar:
         assert not _accepts(smol, named, '{"name": "get_weather", "arguments": {"city": "Oslo"}}')
         assert _accepts(smol, named, '{"name": "search", "arguments": {"query": "Oslo"}}')
 
-    def test_auto_allows_text_or_a_call_in_one_grammar(self, smol: GenerationBackend) -> None:
+    def test_auto_is_one_grammar_of_calls_with_no_tool_for_text(self, smol: GenerationBackend) -> None:
+        """TGI's way: with "auto" the answer is always a call, and a text answer is a call of
+        ``no_tool`` whose content is the text (read back as a plain message, see TestReader)."""
         auto = ToolCallFormat.from_request([WEATHER], "auto", None).constraint()
-        assert _accepts(smol, auto, "It is sunny in Oslo today.")
+        assert _accepts(smol, auto, '{"name": "no_tool", "arguments": {"content": "It is sunny in Oslo today."}}')
         assert _accepts(smol, auto, '{"name": "get_weather", "arguments": {"city": "Oslo"}}')
-        # text may not begin like a call, so a half-made call is never passed off as text
+        assert not _accepts(smol, auto, "It is sunny in Oslo today.")
         assert not _accepts(smol, auto, '{"name": "get_weather"} and some text')
-        assert not _accepts(smol, auto, "{not json")
+        required = ToolCallFormat.from_request([WEATHER], "required", None).constraint()
+        assert not _accepts(smol, required, '{"name": "no_tool", "arguments": {"content": "x"}}')
         assert ToolCallFormat.from_request([WEATHER], "none", None) is None
         assert ToolCallFormat.from_request(None, "auto", None) is None
 
@@ -249,3 +252,27 @@ class TestReader:
         cut = ToolCallReader(parallel=False, text_allowed=True)
         cut.feed('{"name": "search", "arguments": {"q": "unfinis')
         assert cut.is_calls and cut.calls[0].arguments == '{"q": "unfinis' and not cut.complete
+
+    @pytest.mark.parametrize("size", [1, 2, 5, 1000])
+    def test_a_no_tool_call_reads_back_as_its_text(self, size: int) -> None:
+        answer = '{"name": "no_tool", "arguments": {"content": "It is \\"sunny\\" in Troms\\u00f8 \\ud83d\\ude00, {really}."}}'
+        reader = ToolCallReader(parallel=False, text_allowed=True)
+        pieces = [reader.feed(answer[i:i + size]).text for i in range(0, len(answer), size)]
+        assert "".join(pieces) == reader.text == 'It is "sunny" in Tromsø 😀, {really}.'
+        assert reader.answered and not reader.calls and not reader.is_calls
+        forced = ToolCallReader(parallel=False, text_allowed=False)  # only "auto" offers no_tool
+        forced.feed('{"name": "no_tool", "arguments": {"content": "x"}}')
+        assert [c.name for c in forced.calls] == ["no_tool"]
+
+
+def test_a_constrained_answer_gets_room_to_finish_unless_the_request_says() -> None:
+    from hfbridge.server.chat import CONSTRAINED_MAX_TOKENS, plan_chat
+
+    user = [{"role": "user", "content": "hi"}]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    assert plan_chat(user, {"tools": [tool]}, stream=False).parameters["max_tokens"] == CONSTRAINED_MAX_TOKENS
+    assert plan_chat(user, {"response_format": schema}, stream=False).parameters["max_tokens"] == CONSTRAINED_MAX_TOKENS
+    assert plan_chat(user, {"tools": [tool], "max_tokens": 7}, stream=False).parameters["max_tokens"] == 7
+    assert "max_tokens" not in plan_chat(user, {}, stream=False).parameters  # the backend's own default
+    assert "max_tokens" not in plan_chat(user, {"tools": [tool], "tool_choice": "none"}, stream=False).parameters

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Literal, Mapping, Seq
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage, convert_to_openai_messages
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser, PydanticToolsParser
@@ -21,8 +21,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel, Field
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import Field
 
+from ..adapters import recording_gate, recording_lock
 from ..chat_adapters import chat_parameters, decode_arguments, tool_choice_for, usage_counts
 from ..errors import InvalidInputError
 from ..schemas import check_json_schema
@@ -76,6 +78,17 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
     streaming: bool = Field(default=False, description="Answer invoke() through the stream (callbacks see each token).")
     stream_usage: bool = Field(default=True, description="Ask streams for a final usage chunk (stream_options.include_usage).")
     max_concurrency: int = Field(default=8, ge=1, description="Connections the client pair keeps per host.")
+    initial_tool_choice: str | None = Field(
+        default=None,
+        description="With tools bound and no tool_choice of the caller's: the tool_choice of a turn that answers the "
+                    "user's message ('required', or a tool's name). For small models, which answer a request that "
+                    "needs a tool in text; a bigger model or the hosted API chooses well on its own.",
+    )
+    answer_after_tool_results: bool = Field(
+        default=False,
+        description="With tools bound and no tool_choice of the caller's: answer a conversation that ends with tool "
+                    "results in text (tool_choice 'none'). For small models, which otherwise call the same tool again.",
+    )
 
     @property
     def _llm_type(self) -> str:
@@ -107,18 +120,34 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         params = chat_parameters(self._fields(), stop, kwargs)
+        if params.get("tools") and params.get("tool_choice") is None and messages:
+            choice = self._policy_choice(messages[-1], [t["function"]["name"] for t in params["tools"]])
+            if choice is not None:
+                params["tool_choice"] = choice
         if stream and self.stream_usage and "stream_options" not in params:
             params["stream_options"] = {"include_usage": True}
         if not stream:
             params.pop("stream_options", None)
-        return convert_to_openai_messages(messages), params
+        return [_without_call_blocks(m) for m in convert_to_openai_messages(messages)], params
+
+    def _policy_choice(self, last: BaseMessage, names: list[str]) -> Any:
+        """The ``tool_choice`` that ``initial_tool_choice`` / ``answer_after_tool_results`` give
+        a turn the caller left to the model (the same policy as :class:`~hfbridge.langchain.agents.ToolThenAnswer`,
+        for any framework that drives the model)."""
+        if isinstance(last, HumanMessage) and self.initial_tool_choice is not None:
+            return tool_choice_for(self.initial_tool_choice, names)
+        if isinstance(last, ToolMessage) and self.answer_after_tool_results:
+            return "none"
+        return None
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         if self.streaming:
             return _aggregate(self._stream(messages, stop, run_manager, **kwargs))
         wire, params = self._request(messages, stop, kwargs, stream=False)
-        return _result(self.clients.sync.chat_completion(wire, **params), params.get("model"))
+        with recording_lock():
+            answer = self.clients.sync.chat_completion(wire, **params)
+        return _result(answer, params.get("model"))
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -126,12 +155,14 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
             chunks = [chunk async for chunk in self._astream(messages, stop, run_manager, **kwargs)]
             return _aggregate(iter(chunks))
         wire, params = self._request(messages, stop, kwargs, stream=False)
-        return _result(await self.clients.async_.chat_completion(wire, **params), params.get("model"))
+        async with recording_gate():
+            answer = await self.clients.async_.chat_completion(wire, **params)
+        return _result(answer, params.get("model"))
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         wire, params = self._request(messages, stop, kwargs, stream=True)
-        with self.clients.sync.chat_completion(wire, stream=True, **params) as stream:
+        with recording_lock(), self.clients.sync.chat_completion(wire, stream=True, **params) as stream:
             for raw in stream:
                 chunk = _chunk(raw, params.get("model"))
                 if run_manager is not None:
@@ -141,7 +172,7 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         wire, params = self._request(messages, stop, kwargs, stream=True)
-        async with self.clients.async_.chat_completion(wire, stream=True, **params) as stream:
+        async with recording_gate(), self.clients.async_.chat_completion(wire, stream=True, **params) as stream:
             async for raw in stream:
                 chunk = _chunk(raw, params.get("model"))
                 if run_manager is not None:
@@ -189,7 +220,7 @@ class ChatHFInference(ConnectionFields, BaseChatModel):
             raise InvalidInputError(sorted(kwargs)[0], "unknown with_structured_output option")
         if method not in ("json_schema", "function_calling", "json_mode"):
             raise InvalidInputError("method", f"must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}")
-        is_pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)  # pydantic 2, and 1 via pydantic.v1
         json_schema = _object_schema(schema)
         trace = {"ls_structured_output_format": {"kwargs": {"method": method, "strict": strict}, "schema": json_schema}}
         if method == "function_calling":
@@ -256,6 +287,17 @@ def _metadata(answer: Any, finish_reason: str | None, requested_model: str | Non
     if answer.system_fingerprint:
         meta["system_fingerprint"] = answer.system_fingerprint
     return meta
+
+
+def _without_call_blocks(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message of LangChain's v1 output (content blocks) keeps its tool calls as
+    ``tool_call`` blocks in ``content`` as well as in ``tool_calls``; the wire has them once, in
+    ``tool_calls``. Every other block is sent as it is."""
+    content = message.get("content")
+    if message.get("role") != "assistant" or not isinstance(content, list):
+        return message
+    kept = [block for block in content if not (isinstance(block, dict) and block.get("type") == "tool_call" and message.get("tool_calls"))]
+    return {**message, "content": kept or ""} if len(kept) != len(content) else message
 
 
 def _result(answer: Any, requested_model: str | None) -> ChatResult:

@@ -37,6 +37,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
+from ..adapters import recording_gate, recording_lock
 from ..chat_adapters import chat_parameters, decode_arguments, tool_choice_for, usage_counts
 from ..errors import InvalidInputError
 from ..streaming import ChatStreamAssembler
@@ -110,12 +111,14 @@ class HFInferenceChat(ConnectionMixin, FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         wire, params = self._request(messages, kwargs)
-        return _response(self.clients.sync.chat_completion(wire, **params))
+        with recording_lock():
+            return _response(self.clients.sync.chat_completion(wire, **params))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         wire, params = self._request(messages, kwargs)
-        return _response(await self.clients.async_.chat_completion(wire, **params))
+        async with recording_gate():
+            return _response(await self.clients.async_.chat_completion(wire, **params))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:

@@ -19,11 +19,15 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..schemas._base import FieldProblem
 from .constraints import ConstraintSpec
-from .toolcalls import ReadCall, ToolCallFormat, ToolCallReader, closed_objects, render_calls
+from .toolcalls import NO_TOOL, ReadCall, ToolCallFormat, ToolCallReader, closed_objects, render_calls, without_titles
 
 __all__ = ["ChatInputError", "ChatPlan", "plan_chat", "grammar_constraint"]
 
 #: the request parameters the backend itself honours
+#: the default ``max_tokens`` of a constrained answer (a tool call, a response format), which is
+#: usable only when complete: cut off by the plain default (64) it is neither valid JSON nor a
+#: call. Measured on SmolLM2-135M: a call with a long string argument took 151 tokens.
+CONSTRAINED_MAX_TOKENS = 256
 _SAMPLING = ("max_tokens", "temperature", "top_p", "stop", "seed", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs")
 
 
@@ -123,7 +127,9 @@ class ChatPlan:
         choice = completion["choices"][0]
         reader = self.tools.reader(self.call_id_seed)
         reader.feed(choice["message"].get("content") or "")
-        if reader.is_calls:
+        if reader.answered and not reader.calls:  # no_tool: the answer is its content
+            choice["message"] = {"role": "assistant", "content": reader.text}
+        elif reader.is_calls:
             # A call cut off before its name was complete is nothing a client can run: no call.
             message: dict[str, Any] = {"role": "assistant", "content": None}
             if reader.calls:
@@ -160,6 +166,11 @@ class ChatPlan:
         choice = chunk["choices"][0]
         delta = choice["delta"]
         events = reader.feed(delta.get("content") or "")
+        if reader.answered and not reader.calls:  # no_tool: stream its content as the text
+            if not events.text and choice["finish_reason"] is None and not choice.get("logprobs"):
+                return None
+            choice["delta"] = {"role": "assistant", "content": events.text}
+            return chunk
         if not reader.is_calls:
             return chunk
         fragments: dict[int, dict[str, Any]] = {}
@@ -186,6 +197,24 @@ def _finish(reason: str, reader: ToolCallReader) -> str:
     return "tool_calls" if reason == "stop" and reader.complete else reason
 
 
+def _format_prompt(response_format: Mapping[str, Any]) -> str:
+    """What the model is told about a constrained answer. The grammar alone only forbids; a
+    model that does not know the schema fills its first string until it runs out of tokens
+    (measured on SmolLM2-135M: it never reached a second required key). OpenAI, too, shows the
+    model the schema of a structured output."""
+    kind = response_format["type"]
+    if kind == "regex":
+        return f"\n\nAnswer with text that matches this regular expression: {response_format['value']}"
+    schema = None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or response_format["value"])["schema"]
+    elif kind in ("json", "json_object"):
+        schema = response_format.get("value")
+    if not schema:
+        return "\n\nAnswer with a JSON object."
+    return f"\n\nAnswer with a JSON object that follows this JSON schema: {json.dumps(without_titles(schema), ensure_ascii=False)}"
+
+
 def plan_chat(messages: Sequence[Mapping[str, Any]], parameters: Mapping[str, Any], *, stream: bool, prefix: str = "") -> ChatPlan:
     """Everything a validated request asks for, accounted for: the backend's sampling
     parameters, one constraint (tools or a response format), the prompt. ``prefix`` is where
@@ -193,6 +222,9 @@ def plan_chat(messages: Sequence[Mapping[str, Any]], parameters: Mapping[str, An
     tools = ToolCallFormat.from_request(parameters.get("tools"), parameters.get("tool_choice"), parameters.get("parallel_tool_calls"))
     if tools is not None:
         tools = ToolCallFormat(tools.functions, tools.text_allowed, tools.parallel, field=f"{prefix}tools")
+        if tools.text_allowed and any(f["name"] == NO_TOOL for f in tools.functions):
+            raise ChatInputError(f"{prefix}tools", f"'{NO_TOOL}' is the name a text answer is given under with tool_choice "
+                                                   '"auto" (as in TGI); rename that tool')
     response = _response_format_constraint(parameters.get("response_format"), f"{prefix}response_format")
     if tools is not None and response is not None:
         raise ChatInputError(f"{prefix}response_format", 'cannot be combined with tools (unless tool_choice is "none"): '
@@ -201,14 +233,20 @@ def plan_chat(messages: Sequence[Mapping[str, Any]], parameters: Mapping[str, An
     if options and not stream:
         raise ChatInputError(f"{prefix}stream_options", "only applies to a streamed answer (stream: true)")
     rendered = _render(messages)
+    users = [i for i, message in enumerate(rendered) if message["role"] == "user"]
+    target = users[-1] if users else len(rendered) - 1
     if tools is not None:
-        users = [i for i, message in enumerate(rendered) if message["role"] == "user"]
-        target = users[-1] if users else len(rendered) - 1
         rendered[target]["content"] = tools.prompt(parameters.get("tool_prompt")) + rendered[target]["content"]
+    elif response is not None:
+        rendered[target]["content"] += _format_prompt(parameters.get("response_format"))
+    sampling = {k: parameters[k] for k in _SAMPLING if parameters.get(k) is not None}
+    constraint = tools.constraint() if tools is not None else response
+    if constraint is not None:
+        sampling.setdefault("max_tokens", CONSTRAINED_MAX_TOKENS)
     return ChatPlan(
         messages=rendered,
-        parameters={k: parameters[k] for k in _SAMPLING if k in parameters},
-        constraint=tools.constraint() if tools is not None else response,
+        parameters=sampling,
+        constraint=constraint,
         tools=tools,
         include_usage=bool(options and options.get("include_usage")),
     )

@@ -20,7 +20,7 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from .determinism import ChatIds, FreshPersister, normalise_response
+from .determinism import ChatIds, FreshPersister, body_matcher, normalise_response
 
 __all__ = [
     "TOKEN_PLACEHOLDER",
@@ -157,7 +157,11 @@ def make_vcr(cassette_dir: str | os.PathLike[str], mode: str | None = None) -> A
     except ImportError as exc:
         raise ImportError(f"hfbridge's cassettes need vcrpy ({exc}): {TESTING_EXTRA_HINT}") from exc
 
-    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **vcr_config(mode))
+    config = vcr_config(mode)
+    config["match_on"] = ["method", "uri", "hf_body"]
+    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), path_transformer=vcr.VCR.ensure_suffix(".yaml"), **config)
+    # chat bodies compare with their tool-call ids numbered (frameworks make some up at random)
+    recorder.register_matcher("hf_body", body_matcher)
     if (mode or record_mode()) == "all":  # a re-recording holds exactly what this run sent
         recorder.register_persister(FreshPersister)
     return recorder

@@ -15,10 +15,12 @@ more; :class:`FreshPersister` makes ``all`` start from an empty cassette instead
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-__all__ = ["VOLATILE_HEADERS", "RECORDED_CHAT_ID", "RECORDED_CREATED", "ChatIds", "normalise_response", "FreshPersister"]
+__all__ = ["VOLATILE_HEADERS", "RECORDED_CHAT_ID", "RECORDED_CREATED", "ChatIds", "normalise_response", "FreshPersister",
+           "canonical_body", "body_matcher"]
 
 #: response headers that differ between answers to the same request (dropped from recordings)
 VOLATILE_HEADERS = frozenset({"date", "x-compute-time", "x-compute-type"})
@@ -92,3 +94,48 @@ class FreshPersister:
         from vcr.persisters.filesystem import FilesystemPersister
 
         FilesystemPersister.save_cassette(cassette_path, cassette_dict, serializer)
+
+
+def _placeholders(messages: list[Any]) -> None:
+    """Tool-call ids in a chat body replaced by their order of first appearance, in place."""
+    seen: dict[str, str] = {}
+
+    def stand_in(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return seen.setdefault(value, f"tool-call-{len(seen) + 1}")
+
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict) and "id" in call:
+                call["id"] = stand_in(call["id"])
+        if "tool_call_id" in message:
+            message["tool_call_id"] = stand_in(message["tool_call_id"])
+
+
+def canonical_body(body: Any) -> Any:
+    """A request body as the cassettes compare it: chat bodies with their tool-call ids
+    numbered, so a conversation whose example calls a framework ids at random (LangChain's
+    ``tool_example_to_messages`` uses uuid4) still finds its recording; anything else as is."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode()
+        except UnicodeDecodeError:
+            return body
+    if not isinstance(body, str) or '"messages"' not in body:
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        return body
+    _placeholders(data["messages"])
+    return json.dumps(data, sort_keys=True)
+
+
+def body_matcher(recorded: Any, live: Any) -> None:
+    """vcrpy's ``body`` matcher, with :func:`canonical_body` on both sides."""
+    assert canonical_body(recorded.body) == canonical_body(live.body)
