@@ -110,6 +110,42 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
                  'tool.call(source_sentence="A cat sleeps.", sentences=["A kitten naps.", "Taxes rose."]).content'),
         ("code", STOP_SERVER),
     ],
+    "05_chat_tools_agents.ipynb": [
+        ("md", "# Chat, tools, structured output and agents\n\nThe OpenAI-compatible chat route with `tools`, `tool_choice` and `response_format`, "
+               "from the core client, LangChain's `ChatHFInference` and LlamaIndex's `HFInferenceChat`; then an agent of each framework "
+               "that calls hfbridge's speech tool and answers with its words. `hfbridge serve` enforces tool calls and schemas "
+               "by constrained decoding, so even SmolLM2-135M writes valid calls; what it cannot be trusted to choose is in the README "
+               "(\"Agents\")."),
+        ("code", START_SERVER.format(models='["HuggingFaceTB/SmolLM2-135M-Instruct", "openai/whisper-tiny.en"]')),
+        ("md", "## A tool call from the core client"),
+        ("code", 'import json\nfrom hfbridge import InferenceClient\n\nLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"\nclient = InferenceClient(server.url)\n'
+                 'weather = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",\n'
+                 '           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}\n'
+                 'answer = client.chat_completion([{"role": "user", "content": "What is the weather in Paris?"}], model=LLM,\n'
+                 '                                tools=[weather], tool_choice="required", temperature=0)\n'
+                 'call = answer.choices[0].message.tool_calls[0]\nprint(call.function.name, json.loads(call.function.arguments), answer.choices[0].finish_reason)'),
+        ("md", "## Structured output with LangChain"),
+        ("code", 'from pydantic import BaseModel\nfrom hfbridge.langchain import ChatHFInference\n\n\n'
+                 'class Person(BaseModel):\n    name: str\n    age: int\n\n\n'
+                 'chat = ChatHFInference(base_url=server.url, model=LLM, temperature=0)\n'
+                 'chat.with_structured_output(Person).invoke("Alice is 31 years old.")'),
+        ("md", "## Agents\n\nThe user's folder holds `speech.flac`. SmolLM2-135M is told to call a tool first and to answer once "
+               "the tool has answered (LangChain: the `ToolThenAnswer` middleware; LlamaIndex: `initial_tool_choice` and "
+               "`answer_after_tool_results`). A bigger model, or the hosted API, needs neither."),
+        ("code", 'import os, tempfile\nfrom hfbridge.samples import sample_speech\n\n'
+                 'folder = tempfile.mkdtemp()\nos.chdir(folder)\nopen("speech.flac", "wb").write(sample_speech())\n'
+                 'ASK = "Transcribe the audio file speech.flac and tell me what the man said."'),
+        ("code", 'from langchain.agents import create_agent\nfrom hfbridge.langchain import HFInferenceToolkit\nfrom hfbridge.langchain.agents import ToolThenAnswer\n\n'
+                 'tools = HFInferenceToolkit(base_url=server.url, tasks=["automatic-speech-recognition"]).get_tools()\n'
+                 'agent = create_agent(chat, tools, middleware=[ToolThenAnswer()])\n'
+                 'for message in agent.invoke({"messages": [("user", ASK)]})["messages"]:\n    message.pretty_print()'),
+        ("code", 'from llama_index.core.agent.workflow import FunctionAgent\nfrom hfbridge.llama_index import HFInferenceChat, HFInferenceToolSpec\n\n'
+                 'llm = HFInferenceChat(base_url=server.url, model_name=LLM, temperature=0, answer_after_tool_results=True)\n'
+                 'spec = HFInferenceToolSpec(server.url, tasks=["automatic-speech-recognition"])\n'
+                 'agent = FunctionAgent(tools=spec.to_tool_list(), llm=llm, initial_tool_choice="required")\n'
+                 'print(await agent.run(ASK))'),
+        ("code", STOP_SERVER),
+    ],
     "04_local_server.ipynb": [
         ("md", "# The local reference server\n\n`hfbridge serve` answers the Inference API's routes (the spec's and the hosted "
                "API's) with real transformers inference. From a shell: `hfbridge serve --port 8000`; here it runs in-process."),

@@ -17,4 +17,9 @@ def test_demo_runs_every_step_and_exits_0() -> None:
     assert "A: The capital of France is Paris." in out  # LCEL chain, real SmolLM2, streamed
     assert re.search(r"answer: .*1889", out)  # LlamaIndex RAG over real MiniLM embeddings
     assert "universe" in out.lower()  # the speech tool call, real Whisper tiny.en
+    # both agents call the speech tool on the user's file and answer with its words
+    assert "LangChain ai: calls automatic_speech_recognition({'audio': 'speech.flac'})" in out
+    assert re.search(r"LangChain ai: '.*universe.*exist", out, re.IGNORECASE)
+    assert "LlamaIndex tool: automatic_speech_recognition({'audio': 'speech.flac'})" in out
+    assert re.search(r"LlamaIndex answer: '.*universe.*exist", out, re.IGNORECASE)
     assert "done in" in out

@@ -1,4 +1,5 @@
-"""``hfbridge demo``: the embedded server, a LangChain chain, a LlamaIndex query, an agent tool call.
+"""``hfbridge demo``: the embedded server, a LangChain chain, a LlamaIndex query, tool calls, and
+an agent of each framework that calls hfbridge's speech tool and answers with its words.
 
 Runs offline on a fresh machine: the server loads real small models (SmolLM2-135M-Instruct,
 all-MiniLM-L6-v2, Whisper tiny.en) from installed packages, and every step goes through the same
@@ -118,6 +119,59 @@ def _tools(base_url: str) -> None:
     _say(f"{call['name']}(...) -> {message.content}")
 
 
+ASK = "Transcribe the audio file speech.flac and tell me what the man said."
+
+
+def _agents(base_url: str) -> None:
+    """The agents of ``tests/*/test_agents.py``, as a user runs them: SmolLM2-135M told to call a
+    tool first and to answer once it has answered (what a model this small needs; README,
+    "Agents"), in a folder holding the user's ``speech.flac``."""
+    import asyncio
+    import contextlib
+    import tempfile
+
+    from .samples import sample_speech
+
+    _section("Agents: LangChain create_agent and LlamaIndex FunctionAgent on ChatHFInference / HFInferenceChat")
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+        Path("speech.flac").write_bytes(sample_speech())
+        _say(f"user: {ASK}")
+        try:
+            from langchain.agents import create_agent
+        except ImportError:
+            _say("LangChain agent skipped: create_agent needs the langchain package (pip install langchain)")
+        else:
+            from .langchain import ChatHFInference, HFInferenceToolkit
+            from .langchain.agents import ToolThenAnswer
+
+            with ChatHFInference(base_url=base_url, model=LLM, temperature=0) as model, \
+                    HFInferenceToolkit(base_url=base_url, tasks=["automatic-speech-recognition"], allowed_dirs=[folder]) as toolkit:
+                agent = create_agent(model, toolkit.get_tools(), middleware=[ToolThenAnswer()])
+                state = agent.invoke({"messages": [("user", ASK)]})
+            for message in state["messages"][1:]:
+                calls = getattr(message, "tool_calls", None)
+                shown = f"calls {calls[0]['name']}({calls[0]['args']})" if calls else repr(message.content)
+                _say(f"  LangChain {message.type}: {shown}")
+
+        from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
+
+        from .llama_index import HFInferenceChat, HFInferenceToolSpec
+
+        async def run() -> tuple[list[Any], str]:
+            llm = HFInferenceChat(base_url=base_url, model_name=LLM, temperature=0, answer_after_tool_results=True)
+            spec = HFInferenceToolSpec(base_url, tasks=["automatic-speech-recognition"], allowed_dirs=[folder])
+            async with llm, spec:
+                agent = FunctionAgent(tools=spec.to_tool_list(), llm=llm, initial_tool_choice="required")
+                handler = agent.run(ASK)
+                results = [event async for event in handler.stream_events() if isinstance(event, ToolCallResult)]
+                return results, str(await handler)
+
+        results, answer = asyncio.run(run())
+        for result in results:
+            _say(f"  LlamaIndex tool: {result.tool_name}({result.tool_kwargs}) -> {result.tool_output.content!r}")
+        _say(f"  LlamaIndex answer: {answer!r}")
+
+
 def run_demo(base_url: str | None = None, cache_dir: str | None = None) -> int:
     started = time.monotonic()
     server = None
@@ -130,6 +184,7 @@ def run_demo(base_url: str | None = None, cache_dir: str | None = None) -> int:
         _langchain(base_url)
         _llama_index(base_url)
         _tools(base_url)
+        _agents(base_url)
     finally:
         if server is not None:
             server.stop()

@@ -63,13 +63,17 @@ def test_the_readme_has_its_examples() -> None:
 
 
 @pytest.mark.parametrize("snippet", README_SNIPPETS, ids=lambda s: s.id)
-def test_readme_block_runs(snippet: Snippet, live_server: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_block_runs(snippet: Snippet, live_server: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                           tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # a reader runs the examples in a folder of their own (some write files)
     pytester = request.getfixturevalue("pytester") if snippet.kind == "pytest" else None
     run_snippet(snippet, live_server.url, pytester, monkeypatch)
 
 
 @pytest.mark.parametrize("snippet", DOCSTRING_SNIPPETS, ids=lambda s: s.id)
-def test_docstring_block_runs(snippet: Snippet, live_server: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docstring_block_runs(snippet: Snippet, live_server: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                              tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     pytester = request.getfixturevalue("pytester") if snippet.kind == "pytest" else None
     run_snippet(snippet, live_server.url, pytester, monkeypatch)
 
