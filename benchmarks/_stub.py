@@ -7,7 +7,8 @@ chunked bodies), no framework and no model; every answer is precomputed bytes. I
 client's request shape:
 
 - ``POST .../chat/completions`` (hosted ``/models/{id}/v1/chat/completions``, TGI, OpenAI):
-  one chat completion;
+  one chat completion; a call of ``get_weather`` when the request offers tools and its last
+  message is the user's (the first turn of a tool-calling round trip);
 - ``POST`` to a path naming ``feature-extraction`` or ``sentence-similarity`` (spec
   ``/models/{id}/feature-extraction``, hosted ``/models/{id}/pipeline/feature-extraction``)
   or ending in ``/embed`` (TEI): one 384-float vector for a string input, a list of n for a
@@ -54,6 +55,25 @@ CHAT_COMPLETION = {
     "usage": {"prompt_tokens": 12, "completion_tokens": 14, "total_tokens": 26},
 }
 
+#: the answer to a chat request that offers tools and ends with the user's message: one call
+TOOL_CALL = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+TOOL_CALL_COMPLETION = {
+    **CHAT_COMPLETION,
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_stub_1", "type": "function", "function": TOOL_CALL}]}, "logprobs": None, "finish_reason": "tool_calls"}],
+}
+
+
+def _wants_a_call(body: bytes) -> bool:
+    """Tools offered and the user spoke last: a tool-calling round trip's first turn."""
+    if b'"tools"' not in body:
+        return False
+    try:
+        messages = _loads(body)["messages"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(messages) and messages[-1].get("role") == "user"
+
 
 def _vectors(count: int) -> list[bytes]:
     """``count`` distinct 384-d vectors, each already JSON-encoded (float32-like precision)."""
@@ -69,6 +89,7 @@ class _Answers:
         self.lists: dict[int, bytes] = {}
         self.generation = json.dumps([{"generated_text": GENERATED_TEXT}]).encode()
         self.chat = json.dumps(CHAT_COMPLETION).encode()
+        self.tool_call = json.dumps(TOOL_CALL_COMPLETION).encode()
         self.not_found = b'{"error": "not found"}'
 
     def embeddings(self, inputs: Any) -> bytes:
@@ -169,7 +190,7 @@ class _Connection(asyncio.Protocol):
             return 404, self.answers.not_found
         if path.endswith("/chat/completions"):
             self.stats.requests["chat"] += 1
-            return 200, self.answers.chat
+            return 200, self.answers.tool_call if _wants_a_call(body) else self.answers.chat
         if "feature-extraction" in path or "sentence-similarity" in path or path.endswith("/embed"):
             try:
                 inputs = _loads(body)["inputs"]
