@@ -409,7 +409,7 @@ def write(libraries: list[dict[str, Any]], compile_times: dict[str, float], spee
         "| grammar compile, 20 tools | first (new schema) | cached |",
         "|---|---:|---:|",
         f"| `tool_choice: \"required\"` (JSON schema) | {compile_times['required_cold_ms']:.1f} ms | {compile_times['required_cached_us']:.0f} us |",
-        f"| `tool_choice: \"auto\"` (text or a call, one Lark grammar) | {compile_times['auto_cold_ms']:.1f} ms | {compile_times['auto_cached_us']:.0f} us |",
+        f"| `tool_choice: \"auto\"` (the tools and `no_tool`, one JSON schema) | {compile_times['auto_cold_ms']:.1f} ms | {compile_times['auto_cached_us']:.0f} us |",
         "",
         f"Once per model: the engine's view of the tokenizer, {compile_times['tokenizer_s']:.2f} s (on first constrained request).",
         "",
@@ -448,8 +448,8 @@ def write(libraries: list[dict[str, Any]], compile_times: dict[str, float], spee
         "  compile in time (2 s, off the event loop) and caches failures.",
         "- Footprint: llguidance is one ~8 MB wheel with no dependencies; xgrammar pulls in triton (~1 GB) and",
         "  apache-tvm-ffi, of no use on a CPU server.",
-        "- Grammars: JSON schema, regex and Lark with embedded JSON schemas, so `tool_choice: \"auto\"` (text or",
-        "  a call) is one grammar, as TGI does it; outlines-core takes regexes only.",
+        "- Grammars: JSON schema, regex and Lark with embedded JSON schemas; `tool_choice: \"auto\"` is one",
+        "  JSON schema, the tools and TGI's `no_tool` (a text answer), as TGI does it; outlines-core takes regexes only.",
     ]
     (RESULTS / "constrained.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

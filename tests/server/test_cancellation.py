@@ -32,10 +32,10 @@ def _until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.005)
 
 
-def _start_generation(server: Any) -> socket.socket:
+def _start_generation(server: Any, model: str = MODEL) -> socket.socket:
     """A raw socket whose generation request the server has started working on."""
     body = json.dumps(BODY).encode()
-    head = f"POST /models/{MODEL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = f"POST /models/{model} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     sock = socket.create_connection((server.host, server.port), timeout=10)
     sock.sendall(head.encode() + body)
     _until(lambda: len(server.jobs) == 1, "the generation started")
@@ -67,11 +67,17 @@ def test_a_client_that_leaves_a_stream_cancels_its_generation(default_server: An
     assert default_server.jobs.cancelled == before + 1
 
 
+#: a generation that outlasts any shutdown: the tiny model's 256 positions take well under a
+#: second on an idle machine, about as long as uvicorn takes to get from should_exit to
+#: cancelling (the test failed now and then with it); 500 tokens of SmolLM2 take tens of seconds
+SLOW_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
 def test_stopping_the_server_cancels_generations_in_flight(model_cache: Path) -> None:
     """Shutdown gives in-flight work ``shutdown_timeout``, then cancels it."""
     server = EmbeddedServer(ServerSettings(cache_dir=model_cache, limits=Limits(shutdown_timeout=0.1))).start()
-    server.wait_until_loaded([MODEL])
-    with _start_generation(server):
+    server.wait_until_loaded([SLOW_MODEL])
+    with _start_generation(server, SLOW_MODEL):
         server.stop()
     _until(lambda: len(server.jobs) == 0, "the generation stopped with the server")
     assert server.jobs.cancelled == 1
