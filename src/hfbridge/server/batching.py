@@ -119,13 +119,15 @@ def padded_tokens(lengths: Sequence[int]) -> int:
 def wait_time(queue: Sequence[Sequence[int]], oldest_wait: float, last_batch_requests: int, settings: BatchSettings) -> float:
     """Seconds to wait before the next batch starts; 0: start it now.
 
-    Now when the queue fills a batch (:func:`take` leaves rows behind), or when it holds as many
+    Now when the queue fills a batch (``max_batch_size`` rows, or :func:`take` leaves rows
+    behind), or when it holds as many
     requests as the previous batch served; otherwise when the oldest request (waiting
     ``oldest_wait`` seconds already) has waited ``max_batch_wait_ms``."""
     if not queue:
         return 0.0
-    counts = take(queue, settings.max_batch_size, settings.max_batch_tokens)
-    if sum(counts) < sum(len(lengths) for lengths in queue) or len(queue) >= max(1, last_batch_requests):
+    taken = sum(take(queue, settings.max_batch_size, settings.max_batch_tokens))
+    full = taken >= settings.max_batch_size or taken < sum(len(lengths) for lengths in queue)
+    if full or len(queue) >= max(1, last_batch_requests):
         return 0.0
     return max(0.0, settings.max_batch_wait_ms / 1000.0 - oldest_wait)
 
@@ -272,6 +274,7 @@ class Batcher:
                 new = [r for r in self._queue if r.plan is None]
             if new:
                 self._plan(new)
+                continue  # plan whatever arrived meanwhile too, before choosing a batch
             with self._wake:
                 queue = [r for r in self._queue if r.plan is not None and not r.done]
                 if not queue:
@@ -323,6 +326,8 @@ class Batcher:
     def _forward(self, batch: list[tuple[_Request, list[int]]]) -> None:
         rows = [request.plan.rows[i] for request, indices in batch for i in indices]  # type: ignore[union-attr]
         lengths = [request.plan.lengths[i] for request, indices in batch for i in indices]  # type: ignore[union-attr]
+        for request, _ in batch:
+            request.shared = request.shared or len(batch) > 1
         with self.lock:
             try:
                 outputs = self.backend.forward(rows)
@@ -388,9 +393,6 @@ class Batcher:
         requests = len(batch)
         stats.batches += 1
         stats.rows += len(rows)
-        if requests > 1:
-            for request, _ in batch:
-                request.shared = True
         stats.largest_batch_rows = max(stats.largest_batch_rows, len(rows))
         stats.largest_batch_requests = max(stats.largest_batch_requests, requests)
         stats.largest_padded_tokens = max(stats.largest_padded_tokens, padded)
