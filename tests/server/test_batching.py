@@ -277,6 +277,7 @@ def test_every_encoder_task_and_route_is_batched_with_lone_answers(server: Embed
 
 
 def test_stats_endpoint_reports_the_batchers(server: EmbeddedServer) -> None:
+    assert _post(server, *fe("counted")).status_code == 200
     data = requests.get(f"{server.url}/stats", timeout=BOUND).json()
     assert data["batching"]["settings"] == {"max_batch_tokens": 200, "max_batch_size": 8, "max_batch_wait_ms": 20}
     minilm = data["batching"]["models"][MINILM]
