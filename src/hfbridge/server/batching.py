@@ -277,7 +277,8 @@ class Batcher:
                 continue  # plan whatever arrived meanwhile too, before choosing a batch
             with self._wake:
                 queue = [r for r in self._queue if r.plan is not None and not r.done]
-                if not queue:
+                if not queue:  # only answered or abandoned requests were left: drop them
+                    self._queue = collections.deque(r for r in self._queue if not r.done)
                     continue
                 shapes = [r.remaining() for r in queue]
                 delay = wait_time(shapes, time.monotonic() - queue[0].arrived, self._last_batch_requests, self.settings)
@@ -426,7 +427,9 @@ class Batchers:
             if self._closed:
                 raise Cancelled()
             batcher = self._batchers.get(model_id)
-            if batcher is None or batcher.backend is not backend:
+            if batcher is None or batcher.backend is not backend:  # first use, or the model was reloaded
+                if batcher is not None:
+                    batcher.close()
                 batcher = self._batchers[model_id] = Batcher(model_id, backend, self._lock_of(model_id), self.settings)
             return batcher
 
