@@ -335,6 +335,7 @@ class Batcher:
             except Exception as exc:
                 outputs = None
                 failure: Exception = exc
+            self._count(batch, rows, lengths)  # before any answer goes out, so a client that reads /stats sees its batch
             if outputs is None:
                 if len(batch) == 1:
                     self._fail(batch[0][0], failure)
@@ -348,7 +349,6 @@ class Batcher:
                 for request, indices in batch:
                     self._store(request, indices, outputs[start:start + len(indices)])
                     start += len(indices)
-        self._count(batch, rows, lengths)
 
     def _forward_alone(self, request: _Request, indices: list[int]) -> None:
         try:
