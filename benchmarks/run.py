@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.run                 # everything (about 20 min on 2 cores)
     .venv/bin/python -m benchmarks.run --quick         # the harness end to end, a few minutes
     .venv/bin/python -m benchmarks.run --only latency,imports
+    .venv/bin/python -m benchmarks.run --only serving --serving-parts embed   # the server's embeddings only
     .venv/bin/python -m benchmarks.run --report-only   # rewrite RESULTS.md from the saved JSON
 
 A full run writes ``benchmarks/RESULTS.md`` and ``benchmarks/results/``; ``--quick`` writes to
@@ -50,10 +51,12 @@ def _run_section(name: str, budget_name: str, out_dir: Path) -> None:
     save(name, data, out_dir)
 
 
-def _spawn(name: str, budget_name: str, out_dir: Path, torch_threads: int | None) -> bool:
+def _spawn(name: str, budget_name: str, out_dir: Path, torch_threads: int | None, serving_parts: str | None = None) -> bool:
     env = child_env()
     if torch_threads is not None:
         env["HFBRIDGE_BENCH_TORCH_THREADS"] = str(torch_threads)
+    if serving_parts:
+        env["HFBRIDGE_BENCH_SERVING_PARTS"] = serving_parts
     env["HF_HUB_OFFLINE"] = "0" if SECTIONS[name][1] else "1"
     started = time.perf_counter()
     print(f"[{name}] running ({budget_name})...", flush=True)
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where RESULTS.md goes (results/ beside it)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch threads of the server and the raw model in the serving section (default 1)")
+    parser.add_argument("--serving-parts", default=None, metavar="embed,generate",
+                        help="the halves of the serving section to run (default both; embed alone takes minutes)")
     parser.add_argument("--save-baseline", action="store_true",
                         help="record this run's server generation tokens/s as the baseline the target is judged against")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from saved results")
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     if not args.report_only:
         for name in wanted:
-            ok = _spawn(name, "quick" if args.quick else "full", results, args.torch_threads) and ok
+            ok = _spawn(name, "quick" if args.quick else "full", results, args.torch_threads, args.serving_parts) and ok
     from .report import save_baseline, write_report
 
     if args.save_baseline:

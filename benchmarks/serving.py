@@ -46,12 +46,31 @@ def torch_threads() -> int:
     return int(os.environ.get("HFBRIDGE_BENCH_TORCH_THREADS", "1"))
 
 
+#: the halves of this section, each of which can run alone (``--serving-parts``)
+PARTS = ("embed", "generate")
+
+
+def parts() -> tuple[str, ...]:
+    """The halves to run: ``HFBRIDGE_BENCH_SERVING_PARTS`` (comma-separated), both by default.
+    The generation half takes most of the section's half hour; the embeddings half alone runs
+    in a few minutes."""
+    wanted = tuple(p.strip() for p in os.environ.get("HFBRIDGE_BENCH_SERVING_PARTS", ",".join(PARTS)).split(",") if p.strip())
+    unknown = sorted(set(wanted) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown serving parts {unknown}; choose from {list(PARTS)}")
+    return wanted
+
+
 def _text() -> str:
     return f"sentence {next(_counter)} about the weather in the mountains this afternoon"
 
 
 def _prompt() -> str:
     return f"Story {next(_counter)}. Once upon a time, in a small village by the sea, there lived"
+
+
+class _Skipped(Exception):
+    """A half of the section left out by ``--serving-parts``."""
 
 
 @dataclass
@@ -67,11 +86,11 @@ class Case:
     latencies: list[float] = field(default_factory=list)
 
 
-def _server() -> ReadyProcess:
-    """``_serve.py`` in a child process: ``EmbeddedServer`` with both models loaded."""
+def _server(models: list[str]) -> ReadyProcess:
+    """``_serve.py`` in a child process: ``EmbeddedServer`` with ``models`` loaded."""
     env = child_env()
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(torch_threads())
-    return ReadyProcess([sys.executable, str(HERE / "_serve.py"), EMBEDDING_MODEL, GENERATION_MODEL], env, "hfbridge serve")
+    return ReadyProcess([sys.executable, str(HERE / "_serve.py"), *models], env, "hfbridge serve")
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +217,9 @@ def run(budget: Budget) -> dict[str, Any]:
     cases: list[Case] = []
     errors: dict[str, str] = {}
 
-    with _server() as server:
+    halves = parts()
+    models = [m for m, part in ((EMBEDDING_MODEL, "embed"), (GENERATION_MODEL, "generate")) if part in halves]
+    with _server(models) as server:
         session = loop.run_until_complete(_session(aiohttp))
         embed_url = f"{server.url}/models/{EMBEDDING_MODEL}/feature-extraction"
         gen_url = f"{server.url}/models/{GENERATION_MODEL}/text-generation"
@@ -208,6 +229,8 @@ def run(budget: Budget) -> dict[str, Any]:
             cases.append(case)
 
         try:
+            if "embed" not in halves:
+                raise _Skipped
             raw_embedder = _RawEmbedder()
             for size in RAW_EMBED_BATCHES:
                 def raw_embed(c: Case) -> tuple[float, int, list[float]]:
@@ -221,14 +244,18 @@ def run(budget: Budget) -> dict[str, Any]:
                     return time.perf_counter() - started, rounds * c.clients, lat
 
                 cases.append(Case(f"raw forward pass, batch {size}", "embed", "raw", size, run=raw_embed))
+        except _Skipped:
+            pass
         except Exception as exc:
             errors["raw embeddings"] = describe_error(exc)
-        for texts in TEXTS_PER_REQUEST:
+        for texts in TEXTS_PER_REQUEST if "embed" in halves else ():
             for clients in EMBED_CLIENTS:
                 server_case(Case(f"server, {clients} clients x {texts} text{'s' if texts > 1 else ''}", "embed", "server",
                                  clients, texts), embed_url, _embed_body(texts), _embedded,
                             max(1, total_requests[texts] // clients))
         try:
+            if "generate" not in halves:
+                raise _Skipped
             raw_generator = _RawGenerator(_cache_dir())
             for size in GEN_CLIENTS:
                 def raw_generate(c: Case) -> tuple[float, int, list[float]]:
@@ -238,9 +265,11 @@ def run(budget: Budget) -> dict[str, Any]:
                     return seconds, count, [seconds] * c.clients
 
                 cases.append(Case(f"raw generate, batch {size}", "generate", "raw", size, run=raw_generate))
+        except _Skipped:
+            pass
         except Exception as exc:
             errors["raw generation"] = describe_error(exc)
-        for clients in GEN_CLIENTS:
+        for clients in GEN_CLIENTS if "generate" in halves else ():
             server_case(Case(f"server, {clients} clients", "generate", "server", clients), gen_url,
                         _generate_body(tokens), _generated_tokens, max(1, generation_requests[clients] // clients))
 
@@ -277,7 +306,7 @@ def run(budget: Budget) -> dict[str, Any]:
             "requests_per_rep": {str(k): v for k, v in total_requests.items()},
             "generation_requests_per_rep": {str(k): v for k, v in generation_requests.items()},
             "generation_reps": budget.generation_reps, "torch_threads": torch.get_num_threads(),
-            "errors": errors, "machine": machine(), "rows": rows}
+            "parts": list(halves), "errors": errors, "machine": machine(), "rows": rows}
 
 
 async def _session(aiohttp: Any) -> Any:

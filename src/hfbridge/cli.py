@@ -46,6 +46,17 @@ def _limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise SystemExit(f"hfbridge: {Limits.option(name)}: {exc}") from None
 
 
+def _batching(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .server.batching import BatchSettings
+
+    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(BatchSettings) if getattr(args, spec.name) is not None}
+    try:
+        return BatchSettings(**given)
+    except ValueError as exc:
+        name = str(exc).split()[0]
+        raise SystemExit(f"hfbridge: {BatchSettings.option(name)}: {exc}") from None
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .server.app import ServerSettings
     from .server.guards import parse_rate
@@ -63,6 +74,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         allow_urls=args.allow_urls,
         preload=args.preload,
         limits=_limits(args),
+        batching=_batching(args),
     )
 
 
@@ -136,6 +148,16 @@ def limit_options(group: argparse._ArgumentGroup) -> None:
                            help=f"{spec.metadata['help']} (default: {default})")
 
 
+def batching_options(group: argparse._ArgumentGroup) -> None:
+    """One option per :class:`~hfbridge.server.batching.BatchSettings` field, named after it."""
+    from .server.batching import BatchSettings
+
+    for spec in dataclasses.fields(BatchSettings):
+        default = f"{spec.default:,}" if isinstance(spec.default, int) else f"{spec.default:g}"
+        group.add_argument(BatchSettings.option(spec.name), dest=spec.name, type=type(spec.default), metavar="N",
+                           help=f"{spec.metadata['help']} (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfbridge", description="Hugging Face inference for LangChain and LlamaIndex.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-urls", action="store_true", help="let JSON inputs be http(s) URLs that the server fetches")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     limit_options(serve.add_argument_group("limits", "what one request may cost; over a limit the answer is 400 (413/408 for bodies)"))
+    batching_options(serve.add_argument_group(
+        "batching", "concurrent requests to one encoder model (embeddings, classification, entities, fill-mask, "
+                    "zero-shot, /rerank, /predict, /v1/embeddings) share forward passes within these bounds"))
     serve.set_defaults(run=_serve)
 
     models = sub.add_parser("models", help="inspect the model registry")

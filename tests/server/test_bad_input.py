@@ -109,7 +109,7 @@ def test_an_internal_error_is_500_without_its_text_and_logged(default_server: An
     def broken(*_: Any) -> Any:
         raise RuntimeError(f"could not open {SECRET}")
 
-    monkeypatch.setattr(backend, "predict", broken)
+    monkeypatch.setattr(backend, "plan", broken)  # fill-mask is batched: the server plans it, then runs the plan
     with caplog.at_level(logging.ERROR, logger="hfbridge.server"):
         response = requests.post(f"{default_server.url}/models/hfbridge/tiny-fill-mask", json={"inputs": "a [MASK]", "options": {"use_cache": False}}, timeout=30)
     assert response.status_code == 500

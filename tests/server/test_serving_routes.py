@@ -141,7 +141,19 @@ def test_a_list_of_texts_gets_one_answer_per_text_in_order(task: Task, route: st
     singles = [post(live_server, path, {"inputs": text, "parameters": parameters}).json() for text in texts]
     # one text answers a list of one result (text-classification: of one list), a batch one result per text
     unwrap = task in (Task.TEXT_CLASSIFICATION, Task.SUMMARIZATION, Task.TRANSLATION, Task.TEXT2TEXT_GENERATION)
-    assert batch.json() == [single[0] if unwrap else single for single in singles]
+    # the texts of a list share a padded forward pass: scores agree to float rounding, not bit for bit
+    assert _close(batch.json(), [single[0] if unwrap else single for single in singles])
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Equal JSON, floats within 1e-6."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    return a == b
 
 
 def test_a_bad_text_in_a_batch_is_named(live_server: Any) -> None:

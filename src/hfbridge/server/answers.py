@@ -19,9 +19,9 @@ from enum import Enum
 from typing import Any
 
 from ..tasks import Task
-from .backends import BackendInputError
+from .backends import BackendInputError, Plan
 
-__all__ = ["RouteKind", "BATCHED_TASKS", "predict", "route_shape"]
+__all__ = ["RouteKind", "BATCHED_TASKS", "predict", "plan", "route_shape"]
 
 #: tasks whose ``inputs`` may be a list of texts
 BATCHED_TASKS = frozenset({
@@ -51,6 +51,23 @@ def predict(backend: Any, task: Task, inputs: Any, parameters: dict[str, Any]) -
             raise BackendInputError(field, exc.message) from None
         answers.append(answer[0] if task in _SINGLE_IN_LIST else answer)
     return answers
+
+
+def plan(backend: Any, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
+    """:func:`predict` as a :class:`Plan` for the server's batcher (a backend's
+    ``batched_tasks``): a list of texts is planned text by text and answered as :func:`predict`
+    answers it, in one plan, so its texts share forward passes with other requests."""
+    if task not in BATCHED_TASKS or not isinstance(inputs, list):
+        return backend.plan(task, inputs, parameters)
+    plans = []
+    for index, text in enumerate(inputs):
+        try:
+            plans.append(backend.plan(task, text, parameters))
+        except BackendInputError as exc:
+            field = f"inputs.{index}" if exc.field == "inputs" else exc.field
+            raise BackendInputError(field, exc.message) from None
+    single = task in _SINGLE_IN_LIST
+    return Plan.concat(plans, lambda answers: [answer[0] if single else answer for answer in answers])
 
 
 def route_shape(task: Task, result: Any, inputs: Any, route: RouteKind) -> Any:

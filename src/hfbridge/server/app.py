@@ -39,8 +39,9 @@ from .._version import __version__
 from ..schemas.tasks import stream_problem
 from ..tasks import PIPELINE_TASKS, TASKS, Task, TaskSpec
 from ..validation import field_path
-from .answers import RouteKind, predict as predict_job, route_shape
+from .answers import RouteKind, plan as plan_job, predict as predict_job, route_shape
 from .backends import BackendInputError, BinaryResult
+from .batching import BatchSettings, Batchers
 from .cache import AnswerCache, cache_key, is_deterministic
 from .cancellation import Cancelled, Jobs, raise_if_cancelled
 from .connections import read_body
@@ -71,6 +72,8 @@ class ServerSettings:
     workers: int = 4
     #: what one request may cost (tokens, inputs, pixels, body size, time); see limits.py
     limits: Limits = field(default_factory=Limits)
+    #: how concurrent encoder requests share forward passes; see batching.py
+    batching: BatchSettings = field(default_factory=BatchSettings)
 
 
 class _Server:
@@ -84,6 +87,7 @@ class _Server:
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.cache = AnswerCache(settings.cache_entries)
         self.jobs = Jobs()
+        self.batchers = Batchers(settings.batching, self.models.lock, self.jobs)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -104,6 +108,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             server.models.preload()
         yield
         server.jobs.cancel_all()
+        server.batchers.close()
         server.models.close()
 
     app = FastAPI(title="hfbridge inference server", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan)
@@ -138,6 +143,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.get("/health")
     async def health() -> Response:
         return _json({"status": "ok"})
+
+    @app.get("/stats")
+    async def stats() -> Response:
+        """What the batchers did (forward passes, rows, shared requests, the largest batches)."""
+        return _json({"batching": server.batchers.stats(), "jobs": {"running": len(server.jobs), "cancelled": server.jobs.cancelled}})
 
     @app.post("/pipeline/{rest:path}")
     async def pipeline(rest: str, request: Request) -> Response:
@@ -390,16 +400,23 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
     lock = server.models.lock(entry.model_id)
 
-    def predict() -> Any:
-        with lock:
-            raise_if_cancelled()  # the client may have left while this waited for the model
-            result = predict_job(backend, job.task, job.inputs, parameters)
+    def shaped(result: Any) -> Any:
         if job.chat is not None:
             result = job.chat.answer(result)
         return shape(result) if shape is not None else route_shape(job.task, result, job.inputs, route)
 
+    def predict() -> Any:
+        with lock:
+            raise_if_cancelled()  # the client may have left while this waited for the model
+            result = predict_job(backend, job.task, job.inputs, parameters)
+        return shaped(result)
+
     try:
-        result = await server.jobs.run(server.models.inference, predict, request.receive)
+        if server.batchers.takes(backend, job.task):  # one forward pass: shared with concurrent requests
+            prepare = lambda: plan_job(backend, job.task, job.inputs, parameters)  # noqa: E731
+            result = shaped(await server.batchers.run(entry.model_id, backend, prepare, request.receive))
+        else:
+            result = await server.jobs.run(server.models.inference, predict, request.receive)
     except BackendInputError as exc:
         raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
     except Cancelled:

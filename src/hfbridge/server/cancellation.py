@@ -102,6 +102,23 @@ class Jobs:
         return future.result()
 
 
+    async def wait(self, future: "asyncio.Future[Any]", receive: Callable[[], Any]) -> Any:
+        """``future``'s result, awaited on the event loop (work queued elsewhere: a batcher),
+        unless the client disconnects first: then the future is cancelled, the job counted
+        as cancelled and :class:`Cancelled` raised."""
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not future.done():
+            future.cancel()
+            with self._lock:
+                self.cancelled += 1
+            raise Cancelled()
+        return future.result()
+
+
 async def _disconnected(receive: Callable[[], Any]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass

@@ -3,7 +3,8 @@
 The app never blocks its event loop on a load: the first request for a model starts it and is
 answered 503 with ``estimated_time`` (as the hosted API does), unless it asked to wait. Loads run
 one at a time on a dedicated thread (two cores do not gain from parallel loads); inference runs on
-a worker pool, one call at a time per model.
+a worker pool, one call at a time per model (encoder tasks: one forward pass at a time, shared by
+concurrent requests, on the model's batch thread; see :mod:`.batching`).
 """
 
 from __future__ import annotations

@@ -61,6 +61,11 @@ class EmbeddedServer:
         """The app's :class:`~hfbridge.server.cancellation.Jobs` (inference in flight, cancelled count)."""
         return self.app.state.server.jobs
 
+    @property
+    def batchers(self) -> Any:
+        """The app's :class:`~hfbridge.server.batching.Batchers` (forward passes shared by requests)."""
+        return self.app.state.server.batchers
+
     def start(self, timeout: float = 30.0) -> "EmbeddedServer":
         self._thread.start()
         deadline = time.monotonic() + timeout

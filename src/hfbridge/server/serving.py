@@ -14,7 +14,8 @@
   asks for by default. Its errors are OpenAI's ``{"error": {"message", "type", "param"}}``.
 
 Truncation defaults to on (TEI's ``--auto-truncate``); ``truncate: false`` makes an over-long
-text a 400 naming it.
+text a 400 naming it. Each route's work is a :class:`~.backends.Plan`, so its texts share forward
+passes with concurrent requests to the same model (:mod:`.batching`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from fastapi.responses import Response
 
 from .. import schemas as s
 from ..tasks import Task
-from .backends import BackendInputError
+from .backends import BackendInputError, Plan
+from .backends._batch import run_plan
 from .cancellation import Cancelled, raise_if_cancelled
 from .parsing import HTTPProblem, Job, _validate, decode_json, options_from
 from .registry import ModelEntry
@@ -130,9 +132,10 @@ def _default(server: Any, task: Task) -> ModelEntry:
     return entry
 
 
-async def _execute(server: Any, request: Request, entry: ModelEntry, headers: dict[str, str], work: Callable[[Any], Any]) -> Any:
-    """``work(backend)`` on an inference thread under the model's lock, cancelled when the
-    client leaves, as task routes run."""
+async def _execute(server: Any, request: Request, entry: ModelEntry, headers: dict[str, str], plan: Callable[[Any], Plan]) -> Any:
+    """The answer of ``plan(backend)``, cancelled when the client leaves, as task routes run:
+    in forward passes shared with concurrent requests when the model's backend batches,
+    otherwise alone on an inference thread under the model's lock."""
     from .app import _ready_backend
 
     _, wait = options_from(None, headers)
@@ -142,9 +145,11 @@ async def _execute(server: Any, request: Request, entry: ModelEntry, headers: di
     def run() -> Any:
         with lock:
             raise_if_cancelled()  # the client may have left while this waited for the model
-            return work(backend)
+            return run_plan(backend, plan(backend))
 
     try:
+        if server.batchers.takes(backend, entry.task):
+            return await server.batchers.run(entry.model_id, backend, lambda: plan(backend), request.receive)
         return await server.jobs.run(server.models.inference, run, request.receive)
     except BackendInputError as exc:
         raise HTTPProblem(400, f"Error in `{exc.field}`: {exc.message}") from None
@@ -164,11 +169,11 @@ def _truncate(flag: bool | None) -> bool:
     return flag is not False
 
 
-def _rerank(backend: Any, kind: str, body: s.RerankRequest) -> list[float]:
-    from .backends.ranking import rerank_scores
+def _rerank(backend: Any, kind: str, body: s.RerankRequest) -> Plan:
+    from .backends.ranking import rerank_plan
 
-    return rerank_scores(backend, kind, body.query, body.texts, truncate=_truncate(body.truncate),
-                         truncation_direction=body.truncation_direction, raw_scores=body.raw_scores)
+    return rerank_plan(backend, kind, body.query, body.texts, truncate=_truncate(body.truncate),
+                       truncation_direction=body.truncation_direction, raw_scores=body.raw_scores)
 
 
 def _predict_inputs(inputs: Any) -> tuple[list[tuple[str, ...]], bool]:
@@ -193,25 +198,30 @@ def _predict_inputs(inputs: Any) -> tuple[list[tuple[str, ...]], bool]:
     return sequences, batch
 
 
-def _classify(backend: Any, sequences: list[tuple[str, ...]], body: s.PredictRequest) -> list[Any]:
-    from .backends.ranking import classify_sequences
+def _classify(backend: Any, sequences: list[tuple[str, ...]], body: s.PredictRequest) -> Plan:
+    from .backends.ranking import classify_plan
 
-    return classify_sequences(backend, sequences, truncate=_truncate(body.truncate),
-                              truncation_direction=body.truncation_direction, raw_scores=body.raw_scores)
+    return classify_plan(backend, sequences, truncate=_truncate(body.truncate),
+                         truncation_direction=body.truncation_direction, raw_scores=body.raw_scores)
 
 
-def _embed(backend: Any, texts: list[str], dimensions: int | None) -> tuple[np.ndarray, int]:
-    """Sentence vectors (the model's own pooling and normalisation) and the tokens read."""
+def _embed(backend: Any, texts: list[str], dimensions: int | None) -> Plan:
+    """Sentence vectors (the model's own pooling and normalisation) and the tokens read, as
+    a plan: ``dimensions`` is applied per request, after the shared forward pass."""
     width = _width(backend)
     if dimensions is not None and dimensions > width:
         raise BackendInputError("dimensions", f"{dimensions} is more than this model's {width} dimensions")
-    vectors = np.asarray(backend.predict(Task.FEATURE_EXTRACTION, texts, {}), dtype=np.float32)
-    if dimensions is not None and dimensions < width:
-        vectors = vectors[:, :dimensions]
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms == 0, 1.0, norms)
-    lengths = backend.tokenizer(texts, truncation=backend.max_length is not None, max_length=backend.max_length)["input_ids"]
-    return vectors, sum(len(ids) for ids in lengths)
+    inner = backend.plan(Task.FEATURE_EXTRACTION, texts, {})
+
+    def finish(outputs: list[Any]) -> tuple[np.ndarray, int]:
+        vectors = np.asarray(inner.finish(outputs), dtype=np.float32)
+        if dimensions is not None and dimensions < width:
+            vectors = vectors[:, :dimensions]
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1.0, norms)
+        return vectors, sum(inner.lengths)
+
+    return Plan(inner.rows, inner.lengths, finish)
 
 
 def _width(backend: Any) -> int:

@@ -19,6 +19,11 @@ ranking, input-length limits) and ``_tokenizers`` (the tiny models' tokenizers).
 
 Backends are plain synchronous Python and never touch the event loop: the app runs them in a
 worker thread.
+
+Encoder backends whose task is one forward pass also answer through a :class:`Plan`
+(``batched_tasks``, ``plan`` and ``forward``): the server's batcher (``server/batching.py``)
+merges the rows of concurrent requests into shared forward passes, and ``predict`` runs the same
+plan alone, so a batched answer and a lone one come from one code path.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ...tasks import Task
 
 __all__ = [
     "Backend",
+    "Plan",
     "BinaryResult",
     "BackendInputError",
     "LoadContext",
@@ -72,6 +78,38 @@ class LoadContext:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Plan:
+    """One request as rows of a forward pass: what the batcher schedules.
+
+    ``rows`` are opaque to the scheduler (a backend's own tokenized sequences: a text, a window
+    of a long text, a premise-hypothesis pair); ``lengths`` are their sizes in tokens, the unit
+    of the batch budget. ``finish`` gets each row's output of :meth:`Backend.forward`, in row
+    order, and returns the request's answer: every per-request parameter that does not change
+    the tokens (pooling, normalisation, score function, top_k...) is applied there, so rows of
+    requests with different parameters share one forward pass.
+    """
+
+    rows: list[Any]
+    lengths: list[int]
+    finish: Callable[[list[Any]], Any]
+
+    @classmethod
+    def concat(cls, plans: list["Plan"], combine: Callable[[list[Any]], Any]) -> "Plan":
+        """One plan for several (a request holding a list of texts): ``combine`` gets each
+        part's answer, in order."""
+        rows = [row for plan in plans for row in plan.rows]
+        lengths = [length for plan in plans for length in plan.lengths]
+        bounds = [0]
+        for plan in plans:
+            bounds.append(bounds[-1] + len(plan.rows))
+
+        def finish(outputs: list[Any]) -> Any:
+            return combine([plan.finish(outputs[start:end]) for plan, start, end in zip(plans, bounds, bounds[1:])])
+
+        return cls(rows, lengths, finish)
+
+
 class Backend(ABC):
     """A loaded model answering one or more tasks."""
 
@@ -87,6 +125,18 @@ class Backend(ABC):
         ``parameters`` holds only the parameters the caller set. Returns the JSON-able body in
         the spec's shape, or a :class:`BinaryResult`. Raises :class:`BackendInputError` for
         input the model cannot use."""
+
+    #: tasks answered as a :class:`Plan` (one forward pass), which the server batches across requests
+    batched_tasks: frozenset[Task] = frozenset()
+
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
+        """``inputs`` as rows for :meth:`forward` (tokenized, checked: a bad input raises
+        :class:`BackendInputError` here, before it joins a batch). ``batched_tasks`` only."""
+        raise NotImplementedError(f"{type(self).__name__} does not batch {task.value}")
+
+    def forward(self, rows: list[Any]) -> list[Any]:
+        """One forward pass over ``rows`` (from any number of plans): one output per row, in order."""
+        raise NotImplementedError(f"{type(self).__name__} does not batch")
 
     def stream(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Token events in TGI's format (text-generation backends only)."""

@@ -12,20 +12,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 from ...tasks import Task
-from . import Backend, BackendInputError, LoadContext
+from . import Backend, BackendInputError, LoadContext, Plan
+from ._batch import pad_rows, row, run_plan, split_outputs
 from ._common import input_limit, is_tiny, write_tiny_marker
 from ._tokenizers import train_wordpiece
 
 __all__ = ["EmbeddingBackend", "Recipe", "load", "build_tiny", "bundled_minilm", "LOADERS", "TINY_BUILDERS"]
 
-#: texts per forward pass: bounds memory for long input lists
-BATCH_SIZE = 32
 _TINY_SEED = 1234
 
 #: sentence-transformers' legacy pooling flags, in the order it concatenates the modes
@@ -121,6 +120,7 @@ def _field(inputs: Any, name: str) -> Any:
 
 class EmbeddingBackend(Backend):
     tasks = frozenset({Task.FEATURE_EXTRACTION, Task.SENTENCE_SIMILARITY})
+    batched_tasks = tasks
 
     def __init__(self, model: Any, tokenizer: Any, recipe: Recipe, *, meaningless: bool = False) -> None:
         self.model = model.eval()
@@ -132,73 +132,91 @@ class EmbeddingBackend(Backend):
         self.max_length: int | None = recipe.max_seq_length or input_limit(tokenizer, model.config, default=None)
 
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+        return run_plan(self, self.plan(task, inputs, parameters))
+
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
         if task is Task.FEATURE_EXTRACTION:
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
-            return self._features(texts, parameters) if texts else []
+            return self._features(texts, parameters)
         if task is Task.SENTENCE_SIMILARITY:
             texts = [_field(inputs, "source_sentence"), *_field(inputs, "sentences")]
-            vectors = torch.nn.functional.normalize(self._sentence_vectors(texts, self.recipe.pooling), dim=-1)
-            return (vectors[1:] @ vectors[0]).tolist()
+
+            def similarities(matrices: list[torch.Tensor]) -> list[float]:
+                vectors = torch.nn.functional.normalize(_pooled(matrices, self.recipe.pooling), dim=-1)
+                return (vectors[1:] @ vectors[0]).tolist()
+
+            return self._plan(texts, True, similarities)
         raise ValueError(f"{task.value} is not served by this backend")
 
-    def _features(self, texts: list[str], parameters: Mapping[str, Any]) -> list[Any]:
+    def forward(self, rows: list[Any]) -> list[torch.Tensor]:
+        """Each row's token vectors (real tokens only)."""
+        side = self.tokenizer.padding_side
+        batch = pad_rows(rows, self.tokenizer.pad_token_id or 0, side)
+        with torch.inference_mode():
+            tokens = self.model(**batch)[0]
+        return split_outputs(tokens.float(), rows, side)
+
+    def _features(self, texts: list[str], parameters: Mapping[str, Any]) -> Plan:
         pooling, normalize = parameters.get("pooling"), parameters.get("normalize")
         truncate = parameters.get("truncate") is not False
         if pooling == "none":
             # Token vectors are not sentence embeddings: the model's normalise rule is for the
             # latter, so token vectors are unit length only when the caller asks.
-            matrices = self._token_vectors(texts, truncate)
-            return [(torch.nn.functional.normalize(m, dim=-1) if normalize else m).tolist() for m in matrices]
-        modes = self.recipe.pooling if pooling is None else (pooling,)
-        vectors = self._sentence_vectors(texts, modes, truncate)
-        if self.recipe.normalize if normalize is None else normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        return vectors.tolist()
+            def token_vectors(matrices: list[torch.Tensor]) -> list[Any]:
+                return [(torch.nn.functional.normalize(m, dim=-1) if normalize else m).tolist() for m in matrices]
 
-    # -- model passes ------------------------------------------------------------------------
-    def _encode(self, texts: list[str], truncate: bool = True) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-        """(indices into ``texts``, token vectors, attention mask) per batch of at most
-        :data:`BATCH_SIZE` texts. Texts are batched longest first (as sentence-transformers
-        does) so that short texts are not padded to the length of a long one."""
+            return self._plan(texts, truncate, token_vectors)
+        modes = self.recipe.pooling if pooling is None else (pooling,)
+        unit = self.recipe.normalize if normalize is None else normalize
+
+        def sentence_vectors(matrices: list[torch.Tensor]) -> list[Any]:
+            if not matrices:
+                return []
+            vectors = _pooled(matrices, modes)
+            return (torch.nn.functional.normalize(vectors, dim=-1) if unit else vectors).tolist()
+
+        return self._plan(texts, truncate, sentence_vectors)
+
+    # -- rows ------------------------------------------------------------------------------------
+    def _plan(self, texts: list[str], truncate: bool, finish: Any) -> Plan:
+        rows = self._rows(texts, truncate)
+        return Plan(rows, [len(r["input_ids"]) for r in rows], finish)
+
+    def _rows(self, texts: list[str], truncate: bool = True) -> list[dict[str, list[int]]]:
+        """One row per text, cut at :attr:`max_length` (or refused past it when ``truncate``
+        is off, naming the text)."""
         if self.recipe.lowercase:
             texts = [t.lower() for t in texts]
-        if not truncate and self.max_length is not None:
-            for index, text in enumerate(texts):
-                length = len(self.tokenizer(text).input_ids)
-                if length > self.max_length:
-                    raise BackendInputError(
-                        "inputs",
-                        f"text {index} is {length} tokens; the model reads at most {self.max_length} "
-                        "(leave truncate on to cut it)",
-                    )
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), BATCH_SIZE):
-            indices = order[start:start + BATCH_SIZE]
-            batch = self.tokenizer(
-                [texts[i] for i in indices], padding=True, truncation=self.max_length is not None,
-                max_length=self.max_length, return_tensors="pt",
-            )
-            if int(batch["attention_mask"].sum(dim=1).min()) == 0:
+        if not texts:
+            return []
+        cut = truncate and self.max_length is not None
+        encoding = self.tokenizer(texts, truncation=cut, max_length=self.max_length if cut else None)
+        rows = [row(encoding, i) for i in range(len(texts))]
+        for index, r in enumerate(rows):
+            length = len(r["input_ids"])
+            if self.max_length is not None and length > self.max_length:
+                raise BackendInputError(
+                    "inputs",
+                    f"text {index} is {length} tokens; the model reads at most {self.max_length} "
+                    "(leave truncate on to cut it)",
+                )
+            if not any(r["attention_mask"]):
                 raise BackendInputError("inputs", "a text has no tokens to embed")
-            with torch.inference_mode():
-                tokens = self.model(**batch)[0]
-            yield indices, tokens.float(), batch["attention_mask"]
+        return rows
 
     def _sentence_vectors(self, texts: list[str], modes: tuple[str, ...], truncate: bool = True) -> torch.Tensor:
-        vectors: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-        for indices, tokens, mask in self._encode(texts, truncate):
-            pooled = torch.cat([_pool(tokens, mask, mode) for mode in modes], dim=-1)
-            for index, vector in zip(indices, pooled):
-                vectors[index] = vector
-        return torch.stack(vectors)
+        """Sentence vectors of ``texts`` in one call (for the bi-encoder reranker)."""
+        rows = self._rows(texts, truncate)
+        return run_plan(self, Plan(rows, [len(r["input_ids"]) for r in rows], lambda m: _pooled(m, modes)))
 
-    def _token_vectors(self, texts: list[str], truncate: bool) -> list[torch.Tensor]:
-        """Each text's token vectors, real tokens only (padding dropped)."""
-        matrices: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-        for indices, tokens, mask in self._encode(texts, truncate):
-            for index, row, length in zip(indices, tokens, mask.sum(dim=1)):
-                matrices[index] = row[: int(length)]
-        return matrices
+
+def _pooled(matrices: list[torch.Tensor], modes: tuple[str, ...]) -> torch.Tensor:
+    """One sentence vector per token matrix (a row's real tokens), the pooling modes concatenated."""
+    vectors = []
+    for matrix in matrices:
+        tokens, mask = matrix.unsqueeze(0), torch.ones((1, matrix.shape[0]), dtype=torch.long)
+        vectors.append(torch.cat([_pool(tokens, mask, mode)[0] for mode in modes], dim=-1))
+    return torch.stack(vectors)
 
 
 def load(location: Any, ctx: LoadContext) -> EmbeddingBackend:

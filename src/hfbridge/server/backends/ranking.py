@@ -19,15 +19,11 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ...tasks import Task
-from . import BackendInputError
+from . import BackendInputError, Plan
+from ._batch import row, run_plan
 from ._common import MEANINGLESS, TINY_MAX_POSITIONS, write_tiny_marker
 
-__all__ = ["rerank_scores", "classify_sequences", "TINY_BUILDERS"]
-
-#: pairs per forward pass
-BATCH_SIZE = 32
-
+__all__ = ["rerank_scores", "rerank_plan", "classify_sequences", "classify_plan", "TINY_BUILDERS"]
 
 @contextlib.contextmanager
 def _truncation_side(tokenizer: Any, direction: str) -> Iterator[None]:
@@ -43,13 +39,38 @@ def _truncation_side(tokenizer: Any, direction: str) -> Iterator[None]:
 def rerank_scores(backend: Any, kind: str, query: str, texts: list[str], *, truncate: bool = True,
                   truncation_direction: str = "right", raw_scores: bool = False) -> list[float]:
     """One relevance score per text, in the order of ``texts``."""
+    return run_plan(backend, rerank_plan(backend, kind, query, texts, truncate=truncate,
+                                         truncation_direction=truncation_direction, raw_scores=raw_scores))
+
+
+def rerank_plan(backend: Any, kind: str, query: str, texts: list[str], *, truncate: bool = True,
+                truncation_direction: str = "right", raw_scores: bool = False) -> Plan:
+    """:func:`rerank_scores` as a plan: one row per (query, text) pair (cross-encoder), or the
+    query and each text (bi-encoder), so the server batches it with other requests."""
     if kind == "bi-encoder":
-        return _cosine_scores(backend, query, texts, truncate, truncation_direction)
-    logits = _pair_logits(backend, [(query, text) for text in texts], truncate, truncation_direction, "texts")
-    if logits.shape[1] != 1:
-        raise BackendInputError("model", f"a cross-encoder reranker has one output; this model has {logits.shape[1]} labels")
-    scores = logits[:, 0]
-    return (scores if raw_scores else 1.0 / (1.0 + np.exp(-scores))).tolist()
+        with _truncation_side(backend.tokenizer, truncation_direction):
+            try:
+                rows = backend._rows([query, *texts], truncate)
+            except BackendInputError as exc:
+                raise BackendInputError("texts", exc.message) from None
+
+        def cosines(matrices: list[torch.Tensor]) -> list[float]:
+            from .embeddings import _pooled
+
+            vectors = torch.nn.functional.normalize(_pooled(matrices, backend.recipe.pooling), dim=-1)
+            return (vectors[1:] @ vectors[0]).tolist()
+
+        return Plan(rows, [len(r["input_ids"]) for r in rows], cosines)
+    labels = backend.model.config.num_labels
+    rows = _pair_rows(backend, [(query, text) for text in texts], truncate, truncation_direction, "texts")
+    if labels != 1:
+        raise BackendInputError("model", f"a cross-encoder reranker has one output; this model has {labels} labels")
+
+    def scores(outputs: list[np.ndarray]) -> list[float]:
+        logits = np.stack(outputs)[:, 0]
+        return (logits if raw_scores else 1.0 / (1.0 + np.exp(-logits))).tolist()
+
+    return Plan(rows, [len(r["input_ids"]) for r in rows], scores)
 
 
 def classify_sequences(backend: Any, sequences: list[tuple[str, ...]], *, truncate: bool = True,
@@ -57,52 +78,44 @@ def classify_sequences(backend: Any, sequences: list[tuple[str, ...]], *, trunca
     """TEI's ``/predict``: every label with its score, best first, per text or text pair. Scores
     are a softmax over labels (a sigmoid for a one-output model), or the logits with
     ``raw_scores``."""
-    logits = _pair_logits(backend, sequences, truncate, truncation_direction, "inputs")
-    if raw_scores:
-        scores = logits
-    elif logits.shape[1] == 1:
-        scores = 1.0 / (1.0 + np.exp(-logits))
-    else:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        scores = shifted / shifted.sum(axis=1, keepdims=True)
-    labels = backend.id2label
-    return [
-        sorted(({"score": float(score), "label": labels[i]} for i, score in enumerate(row)), key=lambda x: x["score"], reverse=True)
-        for row in scores
-    ]
+    return run_plan(backend, classify_plan(backend, sequences, truncate=truncate,
+                                           truncation_direction=truncation_direction, raw_scores=raw_scores))
 
 
-def _pair_logits(backend: Any, sequences: list[tuple[str, ...]], truncate: bool, direction: str, field: str) -> np.ndarray:
-    """Logits of a sequence-classification backend for texts or pairs, in order."""
+def classify_plan(backend: Any, sequences: list[tuple[str, ...]], *, truncate: bool = True,
+                  truncation_direction: str = "right", raw_scores: bool = False) -> Plan:
+    """:func:`classify_sequences` as a plan: one row per text or pair."""
+    rows = _pair_rows(backend, sequences, truncate, truncation_direction, "inputs")
+
+    def labelled(outputs: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+        logits = np.stack(outputs)
+        if raw_scores:
+            scores = logits
+        elif logits.shape[1] == 1:
+            scores = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            scores = shifted / shifted.sum(axis=1, keepdims=True)
+        labels = backend.id2label
+        return [
+            sorted(({"score": float(score), "label": labels[i]} for i, score in enumerate(r)), key=lambda x: x["score"], reverse=True)
+            for r in scores
+        ]
+
+    return Plan(rows, [len(r["input_ids"]) for r in rows], labelled)
+
+
+def _pair_rows(backend: Any, sequences: list[tuple[str, ...]], truncate: bool, direction: str, field: str) -> list[dict[str, list[int]]]:
+    """Rows of a sequence-classification backend for texts or pairs, in order: one sequence at
+    a time, padded together only at the forward pass (so texts and pairs mix in one pass)."""
     tokenizer, limit = backend.tokenizer, backend.max_length
     if not truncate:
         for index, sequence in enumerate(sequences):
             length = len(tokenizer(*sequence).input_ids)
             if length > limit:
                 raise BackendInputError(f"{field}.{index}", f"is {length} tokens with the query; the model reads at most {limit} (set truncate to cut it)")
-    rows: list[np.ndarray] = []
     with _truncation_side(tokenizer, direction):
-        for start in range(0, len(sequences), BATCH_SIZE):
-            batch = sequences[start:start + BATCH_SIZE]
-            firsts = [s[0] for s in batch]
-            seconds = [s[1] for s in batch] if all(len(s) == 2 for s in batch) else None
-            if seconds is None and any(len(s) == 2 for s in batch):
-                rows.extend(_pair_logits(backend, [s], truncate, direction, field) for s in batch)
-                continue
-            encoding = tokenizer(firsts, seconds, padding=True, truncation=True, max_length=limit, return_tensors="pt")
-            with torch.inference_mode():
-                rows.append(backend.model(**encoding).logits.float().numpy())
-    return np.concatenate(rows, axis=0)
-
-
-def _cosine_scores(backend: Any, query: str, texts: list[str], truncate: bool, direction: str) -> list[float]:
-    with _truncation_side(backend.tokenizer, direction):
-        try:
-            vectors = backend._sentence_vectors([query, *texts], backend.recipe.pooling, truncate)
-        except BackendInputError as exc:
-            raise BackendInputError("texts", exc.message) from None
-    vectors = torch.nn.functional.normalize(vectors, dim=-1)
-    return (vectors[1:] @ vectors[0]).tolist()
+        return [row(tokenizer(*sequence, truncation=True, max_length=limit)) for sequence in sequences]
 
 
 def build_tiny_cross_encoder(target: Path) -> None:

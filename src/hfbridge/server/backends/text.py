@@ -7,6 +7,10 @@ the remaining pipelines changed their outputs between versions, while hfbridge m
 Inference API's shapes on transformers 4.44+ and 5.x alike. The post-processing follows the
 pipelines' rules (same softmax, same entity aggregation, same span scoring) so that a real
 checkpoint answers here as it does on the hosted API.
+
+Classification, entities, fill-mask and zero-shot are one forward pass each: they answer as a
+:class:`~.Plan` (``plan`` tokenizes and checks, ``finish`` post-processes one request's rows), so
+the server batches them across requests; ``predict`` runs the same plan alone.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from transformers import (
 )
 
 from ...tasks import Task
-from . import Backend, BackendInputError, LoadContext
+from . import Backend, BackendInputError, LoadContext, Plan
+from ._batch import pad_rows, row, run_plan, split_outputs
 from ._common import (
     MEANINGLESS,
     TINY_MAX_POSITIONS,
@@ -91,6 +96,20 @@ class _EncoderBackend(Backend):
         with torch.inference_mode():
             return self.model(**encoding).logits.float().numpy()
 
+    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+        return run_plan(self, self.plan(task, inputs, parameters))
+
+    def forward(self, rows: list[Any]) -> list[np.ndarray]:
+        """Each row's logits: one vector per text (sequence heads) or one per real token
+        (token heads)."""
+        side = self.tokenizer.padding_side
+        with torch.inference_mode():
+            logits = self.model(**pad_rows(rows, self.tokenizer.pad_token_id or 0, side)).logits.float()
+        return [piece.numpy() for piece in split_outputs(logits, rows, side)]
+
+    def _plan(self, rows: list[dict[str, list[int]]], finish: Callable[[list[np.ndarray]], Any]) -> Plan:
+        return Plan(rows, [len(r["input_ids"]) for r in rows], finish)
+
 
 # --------------------------------------------------------------------------------------------
 # text-classification
@@ -99,23 +118,26 @@ class TextClassificationBackend(_EncoderBackend):
     """Labels with scores for a whole text, nested one level as the API answers: ``[[...]]``."""
 
     tasks = frozenset({Task.TEXT_CLASSIFICATION})
+    batched_tasks = tasks
 
     def __init__(self, location: Any) -> None:
         super().__init__(location, AutoModelForSequenceClassification)
         self.default_function = default_function_to_apply(self.model.config)
 
-    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
         function = parameters.get("function_to_apply") or self.default_function
-        encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, return_tensors="pt")
-        logits = self._logits(encoding)[0]
-        scores = {"softmax": _softmax, "sigmoid": _sigmoid, "none": lambda x: x}[function](logits)
-        ranked = sorted(
-            ({"label": self.id2label[i], "score": float(score)} for i, score in enumerate(scores)),
-            key=lambda item: item["score"],
-            reverse=True,
-        )
         top_k = parameters.get("top_k")
-        return [ranked[:top_k] if top_k else ranked]
+
+        def finish(outputs: list[np.ndarray]) -> Any:
+            scores = {"softmax": _softmax, "sigmoid": _sigmoid, "none": lambda x: x}[function](outputs[0])
+            ranked = sorted(
+                ({"label": self.id2label[i], "score": float(score)} for i, score in enumerate(scores)),
+                key=lambda item: item["score"],
+                reverse=True,
+            )
+            return [ranked[:top_k] if top_k else ranked]
+
+        return self._plan([row(self.tokenizer(inputs, truncation=True, max_length=self.max_length))], finish)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,6 +158,7 @@ class TokenClassificationBackend(_EncoderBackend):
     """
 
     tasks = frozenset({Task.TOKEN_CLASSIFICATION})
+    batched_tasks = tasks
     needs_offsets = True
 
     def __init__(self, location: Any) -> None:
@@ -145,7 +168,8 @@ class TokenClassificationBackend(_EncoderBackend):
         model = self.tokenizer.backend_tokenizer.model
         self.marks_subwords = bool(getattr(model, "continuing_subword_prefix", None))
 
-    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
+        """One row per window of the text."""
         strategy = parameters.get("aggregation_strategy") or "simple"
         ignore = parameters.get("ignore_labels")
         ignore = {"O"} if ignore is None else set(ignore)
@@ -156,22 +180,23 @@ class TokenClassificationBackend(_EncoderBackend):
                 "parameters.stride", f"must be less than {window}, the number of text tokens one window of this model holds"
             )
         encoding = self.tokenizer(
-            inputs, truncation=True, max_length=self.max_length, stride=stride, padding=True,
+            inputs, truncation=True, max_length=self.max_length, stride=stride,
             return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
-            return_tensors="pt",
         )
-        offsets = encoding.pop("offset_mapping").tolist()
-        special = encoding.pop("special_tokens_mask").tolist()
-        encoding.pop("overflow_to_sample_mapping", None)
-        probabilities = _softmax(self._logits(encoding))
-        entities = []
-        for window_index, window_probs in enumerate(probabilities):
-            ids = encoding["input_ids"][window_index].tolist()
-            tokens = self._tokens(inputs, ids, window_probs, offsets[window_index], special[window_index])
-            for entity in self._aggregate(inputs, tokens, strategy):
-                if entity.get("entity", entity.get("entity_group")) not in ignore:
-                    entities.append(entity)
-        return _drop_overlaps(entities) if len(probabilities) > 1 else entities
+        offsets, special = encoding["offset_mapping"], encoding["special_tokens_mask"]
+        rows = [row(encoding, i) for i in range(len(encoding["input_ids"]))]
+
+        def finish(outputs: list[np.ndarray]) -> list[dict]:
+            entities = []
+            for window_index, logits in enumerate(outputs):
+                ids = rows[window_index]["input_ids"]
+                tokens = self._tokens(inputs, ids, _softmax(logits), offsets[window_index], special[window_index])
+                for entity in self._aggregate(inputs, tokens, strategy):
+                    if entity.get("entity", entity.get("entity_group")) not in ignore:
+                        entities.append(entity)
+            return _drop_overlaps(entities) if len(outputs) > 1 else entities
+
+        return self._plan(rows, finish)
 
     def _tokens(self, text: str, ids: list[int], probs: np.ndarray, offsets: list, special: list) -> list[dict]:
         tokens = []
@@ -443,38 +468,54 @@ class FillMaskBackend(_EncoderBackend):
     """The likeliest tokens for the (single) mask token of a text."""
 
     tasks = frozenset({Task.FILL_MASK})
+    batched_tasks = tasks
 
     def __init__(self, location: Any) -> None:
         super().__init__(location, AutoModelForMaskedLM)
         if self.tokenizer.mask_token is None:
             raise ValueError(f"{location}: the tokenizer has no mask token, so it cannot fill masks")
 
-    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+    def forward(self, rows: list[Any]) -> list[np.ndarray]:
+        """Each row's logits at its mask token only: the whole vocabulary at every position
+        would be copied for nothing."""
+        side = self.tokenizer.padding_side
+        batch = pad_rows(rows, self.tokenizer.pad_token_id or 0, side)
+        with torch.inference_mode():
+            logits = self.model(**batch).logits
+        masks = (batch["input_ids"] == self.tokenizer.mask_token_id).int().argmax(dim=1)
+        return list(logits[torch.arange(len(rows)), masks].float().numpy())
+
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
         mask = self.tokenizer.mask_token
         count = inputs.count(mask)
         if count != 1:
             problem = "must contain the mask token" if count == 0 else f"contains {count} mask tokens; use exactly one"
             raise BackendInputError("inputs", f"{problem} {mask}")
-        encoding = self.tokenizer(inputs, truncation=True, max_length=self.max_length, return_tensors="pt")
-        ids = encoding["input_ids"][0]
-        positions = torch.nonzero(ids == self.tokenizer.mask_token_id).flatten().tolist()
-        if not positions:
+        encoding = row(self.tokenizer(inputs, truncation=True, max_length=self.max_length))
+        ids = encoding["input_ids"]
+        if self.tokenizer.mask_token_id not in ids:
             raise BackendInputError("inputs", f"the mask token {mask} lies beyond the {self.max_length} tokens this model reads")
-        probs = _softmax(self._logits(encoding)[0, positions[0]])
-        candidates = self._targets(parameters["targets"]) if parameters.get("targets") else np.arange(len(probs))
-        top_k = min(parameters.get("top_k") or 5, len(candidates))
-        chosen = candidates[np.argsort(-probs[candidates], kind="stable")[:top_k]]
-        results = []
-        for token_id in chosen.tolist():
-            filled = ids.clone()
-            filled[positions[0]] = token_id
-            results.append({
-                "sequence": self.tokenizer.decode(filled, skip_special_tokens=True),
-                "score": float(probs[token_id]),
-                "token": int(token_id),
-                "token_str": self.tokenizer.decode([token_id]),
-            })
-        return results
+        position = ids.index(self.tokenizer.mask_token_id)
+        targets = self._targets(parameters["targets"]) if parameters.get("targets") else None
+
+        def finish(outputs: list[np.ndarray]) -> list[dict[str, Any]]:
+            probs = _softmax(outputs[0])
+            candidates = np.arange(len(probs)) if targets is None else targets
+            top_k = min(parameters.get("top_k") or 5, len(candidates))
+            chosen = candidates[np.argsort(-probs[candidates], kind="stable")[:top_k]]
+            results = []
+            for token_id in chosen.tolist():
+                filled = list(ids)
+                filled[position] = token_id
+                results.append({
+                    "sequence": self.tokenizer.decode(filled, skip_special_tokens=True),
+                    "score": float(probs[token_id]),
+                    "token": int(token_id),
+                    "token_str": self.tokenizer.decode([token_id]),
+                })
+            return results
+
+        return self._plan([encoding], finish)
 
     def _targets(self, targets: list[str]) -> np.ndarray:
         """Vocabulary ids of the target words; a word the vocabulary lacks stands for its first
@@ -500,6 +541,7 @@ class ZeroShotBackend(_EncoderBackend):
     "This example is {label}." and is scored by how strongly the text entails it."""
 
     tasks = frozenset({Task.ZERO_SHOT_CLASSIFICATION})
+    batched_tasks = tasks
 
     def __init__(self, location: Any) -> None:
         super().__init__(location, AutoModelForSequenceClassification)
@@ -512,7 +554,8 @@ class ZeroShotBackend(_EncoderBackend):
                 f"'contradiction' labels; this one has {sorted(self.id2label.values())}"
             )
 
-    def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:
+    def plan(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Plan:
+        """One row per candidate label: the text and the label's hypothesis."""
         labels = parameters.get("candidate_labels")
         if not labels:
             raise BackendInputError("parameters.candidate_labels", "give at least one label")
@@ -523,22 +566,24 @@ class ZeroShotBackend(_EncoderBackend):
             hypotheses = [template.format(label) for label in labels]
         except (IndexError, KeyError, ValueError) as exc:
             raise BackendInputError("parameters.hypothesis_template", f"is not a valid template: {exc}") from None
-        encoding = self.tokenizer(
-            [inputs] * len(labels), hypotheses, truncation=True, max_length=self.max_length, padding=True,
-            return_tensors="pt",
-        )
-        logits = self._logits(encoding)
-        # One label is always scored on its own, as transformers does.
-        if parameters.get("multi_label") or len(labels) == 1:
-            scores = _softmax(logits[:, [self.contradiction, self.entailment]])[:, 1]
-        else:
-            scores = _softmax(logits[:, self.entailment])
-        order = np.argsort(-scores, kind="stable")
-        return {
-            "sequence": inputs,
-            "labels": [labels[i] for i in order],
-            "scores": [float(scores[i]) for i in order],
-        }
+        encoding = self.tokenizer([inputs] * len(labels), hypotheses, truncation=True, max_length=self.max_length)
+        multi = parameters.get("multi_label") or len(labels) == 1
+
+        def finish(outputs: list[np.ndarray]) -> dict[str, Any]:
+            logits = np.stack(outputs)
+            # One label is always scored on its own, as transformers does.
+            if multi:
+                scores = _softmax(logits[:, [self.contradiction, self.entailment]])[:, 1]
+            else:
+                scores = _softmax(logits[:, self.entailment])
+            order = np.argsort(-scores, kind="stable")
+            return {
+                "sequence": inputs,
+                "labels": [labels[i] for i in order],
+                "scores": [float(scores[i]) for i in order],
+            }
+
+        return self._plan([row(encoding, i) for i in range(len(labels))], finish)
 
 
 # --------------------------------------------------------------------------------------------
