@@ -33,7 +33,6 @@ import re
 import socket
 import threading
 import time
-import urllib.request
 import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit
@@ -270,6 +269,8 @@ class _Pools:
     def __init__(self, pool_size: int, *, public_only: bool = False) -> None:
         self.pool_size = pool_size
         self._classes = _pool_classes(_public_peer if public_only else None)
+        import urllib.request  # here, not at import: a client made is the first to need it
+
         self._proxies: dict[str, str] = {} if public_only else urllib.request.getproxies()
         self._ca_bundle = _ca_bundle_path()
         self._lock = threading.Lock()
@@ -306,6 +307,8 @@ class _Pools:
         proxy = self._proxies.get(scheme) or self._proxies.get("all")
         if not proxy or not host:
             return None
+        import urllib.request
+
         if "no" in self._proxies and urllib.request.proxy_bypass_environment(host, self._proxies):
             return None
         return proxy

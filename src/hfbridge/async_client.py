@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Mapping
 
 from . import errors as e
 from ._async_transport import LoopPools, LoopState
+from ._concurrency import recording_gate
 from ._base import TaskMethods
 from .config import ClientConfig, Layout, RetryPolicy
 from .limits import BodyLimit
@@ -192,6 +193,25 @@ class AsyncInferenceClient(TaskMethods):
 
     def _execute(self, call: Call) -> Any:
         return self._execute_async(call)
+
+    async def _execute_batches(self, calls: list[Call]) -> list[Any]:
+        """Gathered: the pool's own bound (``max_concurrency``) queues what is beyond it. The
+        first failure is raised and the other batches are cancelled."""
+        import asyncio
+
+        async def one(call: Call) -> Any:
+            async with recording_gate():
+                return await self._execute_async(call)
+
+        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [item for result in results for item in result]
 
     def _stream(self, call: Call) -> "AsyncStream":
         return AsyncStream(self, call)

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Mapping
 
 from . import errors as e
 from ._base import TaskMethods
+from ._concurrency import map_in_threads
 from ._sync_transport import Exchange, SyncTransport
 from .config import ClientConfig, Layout, RetryPolicy
 from .limits import BodyLimit
@@ -159,6 +160,10 @@ class InferenceClient(TaskMethods):
             call = self._prepare(call)
             exchange, body = self._request(call)
             return parse_response(self._config, call, exchange.status, exchange.headers, body or b"")
+
+    def _execute_batches(self, calls: list[Call]) -> list[Any]:
+        results = map_in_threads(self._execute, calls, self._config.max_concurrency)
+        return [item for result in results for item in result]
 
     def _stream(self, call: Call) -> "SyncStream":
         with e.token_redacted(self._config.token):
