@@ -9,7 +9,8 @@ other sessions hold the cores. Each peer is called through its public API the wa
 show, pointed at the stub by URL (huggingface_hub takes a URL as ``model``; LangChain's
 ``HuggingFaceEndpointEmbeddings`` refuses a URL, so its clients are replaced by ones built on
 the stub's URL, as a user of a TEI endpoint would). hfbridge and the raw clients send batches
-of 32 texts; the peers batch as they do by default except where a size is settable (LlamaIndex's
+of 32 texts (hfbridge's core through its own batching, ``feature_extraction(texts,
+batch_size=32)``, which sends them concurrently, as its adapters do); the peers batch as they do by default except where a size is settable (LlamaIndex's
 ``embed_batch_size`` = 32 for both LlamaIndex components).
 """
 
@@ -65,10 +66,7 @@ def _hfbridge_core_sync(case: Case, url: str) -> Callable[[list[str]], list]:
     case.close.append(client.close)
 
     def run(items: list[str]) -> list:
-        out: list = []
-        for batch in _batches(items):
-            out += client.feature_extraction(batch, model=MODEL)
-        return out
+        return client.feature_extraction(items, model=MODEL, batch_size=BATCH)
 
     return run
 
@@ -80,8 +78,7 @@ def _hfbridge_core_async(case: Case, url: str) -> Callable[[list[str]], Awaitabl
     case.close.append(client.aclose)
 
     async def run(items: list[str]) -> list:
-        results = await asyncio.gather(*(client.feature_extraction(b, model=MODEL) for b in _batches(items)))
-        return [vector for batch in results for vector in batch]
+        return await client.feature_extraction(items, model=MODEL, batch_size=BATCH)
 
     return run
 
@@ -201,7 +198,7 @@ def _httpx_async(case: Case, url: str) -> Callable[[list[str]], Awaitable[list]]
 
 def cases() -> list[Case]:
     return [
-        Case("hfbridge core", "hfbridge", "sync", "InferenceClient.feature_extraction, batches of 32 in turn", _hfbridge_core_sync),
+        Case("hfbridge core", "hfbridge", "sync", "InferenceClient.feature_extraction(texts, batch_size=32)", _hfbridge_core_sync),
         Case("hfbridge LangChain", "hfbridge", "sync", "HFInferenceEmbeddings.embed_documents", _hfbridge_langchain),
         Case("hfbridge LlamaIndex", "hfbridge", "sync", "HFInferenceEmbedding.get_text_embedding_batch", _hfbridge_llama_index),
         Case("huggingface_hub", "peer", "sync", "InferenceClient.feature_extraction, batches of 32 in turn", _hub_sync),
@@ -209,7 +206,7 @@ def cases() -> list[Case]:
         Case("LlamaIndex HF API", "peer", "sync", "HuggingFaceInferenceAPIEmbedding.get_text_embedding_batch", _llama_index_peer),
         Case("requests", "raw", "sync", "Session.post + .json(), batches of 32 in turn", _raw_sync(requests_session)),
         Case("httpx", "raw", "sync", "Client.post + .json(), batches of 32 in turn", _raw_sync(httpx_client)),
-        Case("hfbridge core", "hfbridge", "async", "AsyncInferenceClient.feature_extraction, all batches gathered", _hfbridge_core_async),
+        Case("hfbridge core", "hfbridge", "async", "AsyncInferenceClient.feature_extraction(texts, batch_size=32)", _hfbridge_core_async),
         Case("hfbridge LangChain", "hfbridge", "async", "HFInferenceEmbeddings.aembed_documents", _hfbridge_langchain),
         Case("hfbridge LlamaIndex", "hfbridge", "async", "HFInferenceEmbedding.aget_text_embedding_batch", _hfbridge_llama_index),
         Case("huggingface_hub", "peer", "async", "AsyncInferenceClient.feature_extraction, all batches gathered", _hub_async),

@@ -17,65 +17,22 @@ user, whatever happens to the adapter that owns the client.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
-from typing import Any, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
-import aiohttp
+if TYPE_CHECKING:
+    import asyncio
 
-from . import errors as e
-from .limits import READ_PIECE, BodyLimit
-from .tool_inputs import check_public_address
+    import aiohttp
 
-__all__ = ["LoopPools", "LoopState", "read_body", "iter_body", "translate", "TRANSPORT_ERRORS"]
-
-TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+__all__ = ["LoopPools", "LoopState"]
 
 
-def translate(exc: BaseException, url: str, budget: float | None = None) -> e.APIConnectionError:
-    """The error for a failed exchange; ``budget``: the seconds it had, to say so on a timeout."""
-    if budget is not None and isinstance(exc, asyncio.TimeoutError):
-        return e.APITimeoutError(f"no complete answer within {budget:.3g}s", url=url)
-    return e.transport_error(exc, url, timed_out=isinstance(exc, asyncio.TimeoutError))
+def _new_session(*, public_only: bool = False) -> Any:
+    from ._aiohttp_io import new_session  # aiohttp is imported here, at the first session
 
-
-def lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
-async def iter_body(response: aiohttp.ClientResponse, limit: BodyLimit, *, piece: int | None = None) -> AsyncIterator[bytes]:
-    """The (decompressed) body as it arrives (``piece``: in pieces of that size), counted
-    against ``limit`` both decompressed and as received."""
-    limit.check_declared(lower(response.headers))
-    content = response.content
-    pieces = content.iter_chunked(piece) if piece else content.iter_any()
-    async for chunk in pieces:
-        limit.add(len(chunk), content.total_raw_bytes)
-        yield chunk
-
-
-async def read_body(response: aiohttp.ClientResponse, limit: BodyLimit) -> bytes:
-    return b"".join([chunk async for chunk in iter_body(response, limit, piece=READ_PIECE)])
-
-
-class PublicOnlyConnector(aiohttp.TCPConnector):
-    """Connects only to public addresses: every host's resolved addresses (and an address given
-    as the host) are checked before connecting, so redirects and DNS answers are covered too."""
-
-    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[Any]:
-        hosts = await super()._resolve_host(host, port, traces=traces)
-        for resolved in hosts:
-            check_public_address(resolved["host"], host)
-        return hosts
-
-
-def _new_session(*, public_only: bool = False) -> aiohttp.ClientSession:
-    connector_class = PublicOnlyConnector if public_only else aiohttp.TCPConnector
-    return aiohttp.ClientSession(
-        connector=connector_class(limit=0, keepalive_timeout=30),
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
+    return new_session(public_only=public_only)
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +77,8 @@ class LoopState:
         self._registry = registry
         self._loop = weakref.ref(loop)
         self.session = session
+        import asyncio  # made inside a running loop: asyncio is imported already
+
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.owned = owned
         self.closed = False
@@ -179,6 +138,8 @@ class LoopState:
         if not sessions:
             return
         loop = self.loop
+        import asyncio
+
         try:
             running_here = asyncio.get_running_loop()
         except RuntimeError:
@@ -226,6 +187,8 @@ class LoopPools:
         self._finalizer = weakref.finalize(self, _close_all, self._states, self._lock)
 
     async def state(self) -> LoopState:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         state = self._states.get(id(loop))
         if state is not None and state.loop is loop and not state.closed:
@@ -240,6 +203,8 @@ class LoopPools:
 
     async def aclose(self) -> None:
         """Close the running loop's state gracefully and every other one at once."""
+        import asyncio
+
         running = asyncio.get_running_loop()
         with self._lock:
             states = list(self._states.values())

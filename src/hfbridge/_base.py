@@ -13,6 +13,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from . import schemas as s
 from . import validation as v
+from ._concurrency import chunks
 from .chat_params import grammar_to_wire, provider_model, response_format_to_wire, tool_choice_to_wire, tools_to_wire
 from .config import ClientConfig, Layout
 from .errors import InvalidInputError
@@ -36,6 +37,12 @@ class TaskMethods:
         raise NotImplementedError
 
     def _stream(self, call: Call) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _execute_batches(self, calls: list[Call]) -> Any:  # pragma: no cover - abstract
+        """Every call's result, in order, the calls sent concurrently (at most
+        ``max_concurrency`` at once); the first failure is raised. Sync: the list; async: an
+        awaitable of it."""
         raise NotImplementedError
 
     # ---- shared plumbing ---------------------------------------------------------------------
@@ -63,7 +70,7 @@ class TaskMethods:
         clone._owns_transport = False
         return clone
 
-    def _call(
+    def _make_call(
         self,
         task: Task,
         model: str | None,
@@ -74,10 +81,9 @@ class TaskMethods:
         wait_for_model: bool | None,
         stream: bool = False,
         extra: dict[str, Any] | None = None,
-    ) -> Any:
-        spec = get_task(task)
-        call = Call(
-            spec=spec,
+    ) -> Call:
+        return Call(
+            spec=get_task(task),
             model=None if model is None else v.require_model_id(model),
             inputs=inputs,
             parameters=parameters or {},
@@ -85,6 +91,12 @@ class TaskMethods:
             stream=stream,
             extra=extra or {},
         )
+
+    def _call(self, task: Task, model: str | None, inputs: Any, parameters: dict[str, Any] | None = None, *,
+              use_cache: bool | None, wait_for_model: bool | None, stream: bool = False,
+              extra: dict[str, Any] | None = None) -> Any:
+        call = self._make_call(task, model, inputs, parameters, use_cache=use_cache, wait_for_model=wait_for_model,
+                               stream=stream, extra=extra)
         return self._stream(call) if stream else self._execute(call)
 
     def _params(self, spec_task: Task, **values: Any) -> dict[str, Any]:
@@ -290,10 +302,16 @@ class TaskMethods:
         prompt_name: str | None = None,
         dimensions: int | None = None,
         encoding_format: Literal["float", "base64"] | None = None,
+        batch_size: int | None = None,
         use_cache: bool | None = None,
         wait_for_model: bool | None = None,
     ) -> Any:
         """Embeddings: ``list[float]`` for one text, ``list[list[float]]`` (input order) for a list.
+
+        ``batch_size``: send a long list as requests of at most that many texts, concurrently
+        (at most the client's ``max_concurrency`` at once, on its pooled connections); the
+        vectors come back in input order, all of them or an error (the first failed batch's,
+        after the core's retries). Without it, one request carries the whole list.
 
         Servers answer pooled vectors or token-level ones depending on the model (every shape
         is listed in :func:`hfbridge.shapes.normalize_embeddings`). Token-level answers are pooled
@@ -325,6 +343,14 @@ class TaskMethods:
             params = self._params(Task.FEATURE_EXTRACTION, normalize=normalize, truncate=truncate,
                                   truncation_direction=truncation_direction, prompt_name=prompt_name, dimensions=dimensions)
         extra = {"pooling": pooling, "normalize": bool(normalize), "encoding_format": encoding_format}
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise InvalidInputError("batch_size", f"must be a positive integer, got {batch_size!r}")
+            if isinstance(inputs, list) and len(inputs) > batch_size:
+                calls = [self._make_call(Task.FEATURE_EXTRACTION, model, batch, params, use_cache=use_cache,
+                                         wait_for_model=wait_for_model, extra=extra)
+                         for batch in chunks(inputs, batch_size)]
+                return self._execute_batches(calls)
         return self._call(Task.FEATURE_EXTRACTION, model, inputs, params, use_cache=use_cache,
                           wait_for_model=wait_for_model, extra=extra)
 

@@ -7,21 +7,18 @@ and call the functions here, which call the core clients. Nothing here does HTTP
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
 import os
 import tempfile
 import threading
 import uuid
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ._concurrency import RECORDING_SERIALLY, map_in_threads, recording_gate, recording_lock  # noqa: F401  (re-exported)
 from .async_client import AsyncInferenceClient
 from .client import InferenceClient
 from .config import ENV_TOKENS, Layout
@@ -201,59 +198,16 @@ def check_texts(texts: Any, field: str = "texts") -> list[str]:
     """Every text checked up front, so an error names its index in the caller's own list."""
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise InvalidInputError(field, "must be a list of strings")
-    return [require_text(text, f"{field}[{i}]") for i, text in enumerate(texts)]
+    if not all(isinstance(text, str) and text and not text.isspace() for text in texts):
+        for i, text in enumerate(texts):  # the field name is only built for the one at fault
+            require_text(text, f"{field}[{i}]")
+    return list(texts)
 
 
 def _batches(texts: list[str], size: int) -> list[list[str]]:
     if size < 1:
         raise InvalidInputError("batch_size", f"must be >= 1, got {size}")
     return [texts[i : i + size] for i in range(0, len(texts), size)]
-
-
-#: set while vcrpy records: it cannot record requests made from several threads at once
-#: (vcrpy issue 849), so the adapters' thread pools run one call at a time meanwhile; async
-#: calls pass :func:`recording_gate`, or the cassette's order would be whichever answer came first
-RECORDING_SERIALLY = threading.Event()
-_recording_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
-
-
-@contextlib.asynccontextmanager
-async def recording_gate() -> AsyncIterator[None]:
-    """While a cassette records, one async call at a time, in the order they asked (our own
-    batches and the frameworks' gathers alike: LlamaIndex batches embeddings that way); a no-op
-    otherwise."""
-    if not RECORDING_SERIALLY.is_set():
-        yield
-        return
-    lock = _recording_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-    async with lock:
-        yield
-
-
-_recording_lock = threading.RLock()  # re-entrant: one thread may hold two streams open
-
-
-@contextlib.contextmanager
-def recording_lock() -> Iterator[None]:
-    """The same for sync calls from the frameworks' own threads (LangChain's ``batch`` runs
-    ``_generate`` on a thread pool): one exchange at a time while a cassette records."""
-    if not RECORDING_SERIALLY.is_set():
-        yield
-        return
-    with _recording_lock:
-        yield
-
-
-def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], max_workers: int) -> list[Any]:
-    """``[fn(x) for x in items]`` on at most ``max_workers`` threads, results in input order.
-
-    Each call runs in a copy of the caller's context, so context variables (LangChain's
-    callbacks and tracing) reach the worker threads."""
-    if len(items) <= 1 or max_workers <= 1 or RECORDING_SERIALLY.is_set():
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
-        return [future.result() for future in futures]
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -277,8 +231,13 @@ def embed_batches(
     **options: Any,
 ) -> list[list[float]]:
     """Every text's vector, in input order; one request per batch, ``max_concurrency`` at once.
-    A batch that still fails after the core's retries raises: nothing is dropped."""
+    A batch that still fails after the core's retries raises: nothing is dropped.
+
+    Without a progress bar this is the core's own batching (``feature_extraction(batch_size=)``,
+    bounded by the client's pool, which the adapters size to ``max_concurrency``)."""
     batches = _batches(texts, batch_size)
+    if not show_progress and client.config.max_concurrency <= max_concurrency:
+        return client.feature_extraction(texts, model=model, batch_size=batch_size, **options)
     bar = _progress(len(texts), show_progress, "embedding")
     lock = threading.Lock()
 
@@ -308,6 +267,11 @@ async def aembed_batches(
     **options: Any,
 ) -> list[list[float]]:
     batches = _batches(texts, batch_size)
+    if not show_progress and client.config.max_concurrency <= max_concurrency:
+        if len(batches) == 1:
+            async with recording_gate():
+                return await client.feature_extraction(texts, model=model, **options)
+        return await client.feature_extraction(texts, model=model, batch_size=batch_size, **options)
     bar = _progress(len(texts), show_progress, "embedding")
     semaphore = asyncio.Semaphore(max(1, max_concurrency))
 

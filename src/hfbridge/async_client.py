@@ -8,29 +8,42 @@ machine. Concurrency is bounded anyway, by a semaphore in front of the pool
 One ``aiohttp.ClientSession`` is kept per event loop: a session made in one ``asyncio.run`` and
 used in the next would otherwise hold connections bound to a closed loop (a classic failure of
 shared LangChain components). Each is closed when its loop ends, when the client is collected or
-at interpreter exit (see :mod:`hfbridge._async_transport`).
+at interpreter exit (see :mod:`hfbridge._async_transport`). aiohttp itself is imported when a
+client first sends (:mod:`hfbridge._aiohttp_io`), not when hfbridge is imported.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Generator, Mapping
-
-import aiohttp
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, AsyncIterator, Generator, Mapping
 
 from . import errors as e
-from ._async_transport import TRANSPORT_ERRORS, LoopPools, LoopState, iter_body, lower, read_body, translate
+from ._async_transport import LoopPools, LoopState
+from ._concurrency import recording_gate
 from ._base import TaskMethods
 from .config import ClientConfig, Layout, RetryPolicy
 from .limits import BodyLimit
 from .protocol import USER_AGENT, Call, Request, StreamProcessor, build_request, error_from_response, needs_download, parse_response
 from .retry import Send, Sleep, retry_flow
 
+if TYPE_CHECKING:
+    import aiohttp
+
+# asyncio and aiohttp are imported by the coroutines that need them: importing hfbridge for its
+# sync client costs neither (a running loop has imported asyncio already).
+
 __all__ = ["AsyncInferenceClient", "AsyncStream"]
 
 logger = logging.getLogger("hfbridge")
+
+
+def _io() -> ModuleType:
+    """:mod:`hfbridge._aiohttp_io`, imported on first use (a module look-up after that)."""
+    from . import _aiohttp_io
+
+    return _aiohttp_io
 
 
 class AsyncInferenceClient(TaskMethods):
@@ -86,22 +99,20 @@ class AsyncInferenceClient(TaskMethods):
 
     # ---- transport ---------------------------------------------------------------------------
     def _timeout(self, seconds: float, *, stream_total: float | None = None, stream: bool = False) -> aiohttp.ClientTimeout:
-        connect = min(self._config.connect_timeout, seconds)
-        if stream:  # a stream may run long: each read is bounded, and the whole by the deadline
-            return aiohttp.ClientTimeout(total=stream_total, connect=connect, sock_read=seconds)
-        return aiohttp.ClientTimeout(total=seconds, connect=connect)
+        return _io().client_timeout(seconds, self._config.connect_timeout, stream_total=stream_total, stream=stream)
 
     async def download(self, url: str, *, public_only: bool = False) -> bytes:
         """The bytes at ``url``, as :meth:`InferenceClient.download <hfbridge.InferenceClient.download>`."""
         with e.token_redacted(self._config.token):
             state = await self._pools.state()
             session = state.public_session() if public_only else state.session
+            io = _io()
             try:
                 # A fresh request with no Authorization: the token is for base_url's origin only.
                 async with state.semaphore, session.get(url, headers={"User-Agent": USER_AGENT}, timeout=self._timeout(self._config.timeout)) as response:
-                    status, data = response.status, await read_body(response, BodyLimit(self._config.max_response_bytes, url))
-            except TRANSPORT_ERRORS as exc:
-                raise translate(exc, url, self._config.timeout) from exc
+                    status, data = response.status, await io.read_body(response, BodyLimit(self._config.max_response_bytes, url))
+            except io.TRANSPORT_ERRORS as exc:
+                raise io.translate(exc, url, self._config.timeout) from exc
         if status != 200:
             raise e.InvalidInputError("url", f"could not download {url}: HTTP {status}")
         return data
@@ -122,20 +133,25 @@ class AsyncInferenceClient(TaskMethods):
         )
         try:
             if request.stream:  # until the headers, a stream is bounded like any attempt
+                import asyncio
+
                 return await asyncio.wait_for(sending, timeout)
             return await sending
-        except TRANSPORT_ERRORS as exc:
-            raise translate(exc, request.url, timeout) from exc
+        except _io().TRANSPORT_ERRORS as exc:
+            raise _io().translate(exc, request.url, timeout) from exc
 
     async def _request(self, call: Call) -> tuple[aiohttp.ClientResponse, bytes | None]:
         config = self._config
         state = await self._pools.state()
+        io = _io()
         flow = retry_flow(config.retry, timeout=config.timeout, wait_for_model=bool(call.options.wait_for_model))
         call_started = time.monotonic()
         action = next(flow)
         while True:
             if isinstance(action, Sleep):
                 logger.info("hfbridge: retrying in %.2fs (%s)", action.seconds, action.reason)
+                import asyncio
+
                 await asyncio.sleep(action.seconds)
                 action = next(flow)
                 continue
@@ -151,13 +167,13 @@ class AsyncInferenceClient(TaskMethods):
                     response = await self._send(state, request, action.timeout, stream_total)
                     if not (request.stream and 200 <= response.status < 300):
                         try:
-                            body = await read_body(response, BodyLimit(config.max_response_bytes, request.url))
-                        except TRANSPORT_ERRORS as exc:
-                            raise translate(exc, request.url, action.timeout) from exc
+                            body = await io.read_body(response, BodyLimit(config.max_response_bytes, request.url))
+                        except io.TRANSPORT_ERRORS as exc:
+                            raise io.translate(exc, request.url, action.timeout) from exc
                         finally:
                             response.release()
                         if not 200 <= response.status < 300:
-                            error = error_from_response(config, response.status, lower(response.headers), body, model=call.model)
+                            error = error_from_response(config, response.status, io.lower(response.headers), body, model=call.model)
                 except e.APIConnectionError as exc:
                     error = exc
             logger.debug("hfbridge: POST %s -> %s in %.3fs (attempt %d)", request.url,
@@ -173,10 +189,29 @@ class AsyncInferenceClient(TaskMethods):
         with e.token_redacted(self._config.token):
             call = await self._prepare(call)
             response, body = await self._request(call)
-            return parse_response(self._config, call, response.status, lower(response.headers), body or b"")
+            return parse_response(self._config, call, response.status, _io().lower(response.headers), body or b"")
 
     def _execute(self, call: Call) -> Any:
         return self._execute_async(call)
+
+    async def _execute_batches(self, calls: list[Call]) -> list[Any]:
+        """Gathered: the pool's own bound (``max_concurrency``) queues what is beyond it. The
+        first failure is raised and the other batches are cancelled."""
+        import asyncio
+
+        async def one(call: Call) -> Any:
+            async with recording_gate():
+                return await self._execute_async(call)
+
+        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [item for result in results for item in result]
 
     def _stream(self, call: Call) -> "AsyncStream":
         return AsyncStream(self, call)
@@ -224,16 +259,17 @@ class AsyncStream:
         assert self._response is not None and self._processor is not None
         config = self._client.config
         url = str(self._response.url)
+        io = _io()
         try:
             with e.token_redacted(config.token):
                 try:
-                    async for chunk in iter_body(self._response, BodyLimit(config.max_response_bytes, url)):
+                    async for chunk in io.iter_body(self._response, BodyLimit(config.max_response_bytes, url)):
                         for out in self._processor.feed(chunk):
                             yield out
                         if self._processor.finished:
                             return
-                except TRANSPORT_ERRORS as exc:
-                    raise translate(exc, url) from exc
+                except io.TRANSPORT_ERRORS as exc:
+                    raise io.translate(exc, url) from exc
                 for out in self._processor.end():
                     yield out
         finally:

@@ -1,4 +1,4 @@
-"""The synchronous client: the shared task methods over a pooled ``requests.Session``.
+"""The synchronous client: the shared task methods over pooled urllib3 connections.
 
 This module only moves bytes: every decision (URL, body, headers, retries, parsing, errors) is
 made by :mod:`hfbridge.protocol` and :mod:`hfbridge.retry`, exactly as for the async client.
@@ -10,10 +10,9 @@ import logging
 import time
 from typing import Any, Iterator, Mapping
 
-import requests
-
 from . import errors as e
 from ._base import TaskMethods
+from ._concurrency import map_in_threads
 from ._sync_transport import Exchange, SyncTransport
 from .config import ClientConfig, Layout, RetryPolicy
 from .limits import BodyLimit
@@ -36,9 +35,10 @@ class InferenceClient(TaskMethods):
     ``base_url`` defaults to ``HF_INFERENCE_ENDPOINT``, then the hosted API; ``token`` to
     ``HF_TOKEN``, then ``HUGGINGFACEHUB_API_TOKEN`` (``token=False`` sends none). ``layout`` is
     inferred from ``base_url`` (huggingface.co hosts: ``"hosted"``; else ``"spec"``) and may be
-    set to ``"spec"``, ``"hosted"`` or ``"endpoint"``. The session is pooled and thread-safe
-    for concurrent calls; ``max_concurrency`` bounds the connections (threads beyond it wait for a
-    free one, within their timeout). ``timeout`` bounds each attempt and ``deadline`` the whole
+    set to ``"spec"``, ``"hosted"`` or ``"endpoint"``. Connections are pooled and thread-safe
+    for concurrent calls; ``max_concurrency`` bounds them (threads beyond it wait for a free
+    one, within their timeout); ``session`` may be a ``urllib3.PoolManager`` of your own to send
+    through. Proxy and CA-bundle variables are read when the client is made. ``timeout`` bounds each attempt and ``deadline`` the whole
     call, headers and body (a server trickling its answer is cut off on time); streams are bounded
     per read by ``timeout`` and as a whole by ``deadline``. ``max_response_bytes`` bounds an
     answer, compressed and decompressed. ``retry`` replaces the whole
@@ -60,7 +60,7 @@ class InferenceClient(TaskMethods):
         retry: RetryPolicy | None = None,
         deadline: float | None = None,
         max_response_bytes: int | None = None,
-        session: requests.Session | None = None,
+        session: Any = None,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url=base_url, token=token, layout=layout, timeout=timeout,
@@ -160,6 +160,10 @@ class InferenceClient(TaskMethods):
             call = self._prepare(call)
             exchange, body = self._request(call)
             return parse_response(self._config, call, exchange.status, exchange.headers, body or b"")
+
+    def _execute_batches(self, calls: list[Call]) -> list[Any]:
+        results = map_in_threads(self._execute, calls, self._config.max_concurrency)
+        return [item for result in results for item in result]
 
     def _stream(self, call: Call) -> "SyncStream":
         with e.token_redacted(self._config.token):

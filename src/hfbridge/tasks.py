@@ -98,7 +98,7 @@ _AUDIO_INPUT = "The audio file's name or path, as the user gave it, or an http(s
 
 
 class _ToolArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TextArgs(_ToolArgs):

@@ -77,9 +77,13 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-
 def require_text(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
-    if not value.strip():
+    if not value or value.isspace():
         raise InvalidInputError(field, "must not be empty")
     return value
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not value.isspace()
 
 
 def require_texts(value: Any, field: str) -> str | list[str]:
@@ -89,7 +93,10 @@ def require_texts(value: Any, field: str) -> str | list[str]:
     if isinstance(value, (list, tuple)):
         if not value:
             raise InvalidInputError(field, "must contain at least one text")
-        return [require_text(item, f"{field}[{i}]") for i, item in enumerate(value)]
+        if not all(map(_is_text, value)):  # the field name is only built for the one at fault
+            for i, item in enumerate(value):
+                require_text(item, f"{field}[{i}]")
+        return list(value)
     raise InvalidInputError(field, f"must be a string or a list of strings, got {type(value).__name__}")
 
 

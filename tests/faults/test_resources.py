@@ -145,7 +145,7 @@ SCENARIOS: dict[str, str] = {
             await kit.get_tools()[0].ainvoke({"text": "x"})
             kit.close()
         asyncio.run(main())
-        assert not emb.clients.sync._transport.session.adapters["http://"].poolmanager.pools  # closed
+        assert emb.clients.sync._transport.pools.open_pools() == 0  # closed
     """,
 }
 

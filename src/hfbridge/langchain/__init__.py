@@ -2,17 +2,42 @@
 output, an LLM, an Embeddings, and a tool per task.
 
 Needs the ``langchain`` extra (``pip install hfbridge[langchain]``).
+
+Each component's module is imported when the component is first named (PEP 562), so
+``from hfbridge.langchain import HFInferenceEmbeddings`` costs the embeddings module only, not
+the chat model or the generated tool classes.
 """
+
+from importlib import import_module
+from typing import Any
 
 try:
     import langchain_core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("hfbridge.langchain needs langchain-core: pip install 'hfbridge[langchain]'") from exc
 
-from .chat import ChatHFInference
-from .embeddings import HFInferenceEmbeddings
-from .llm import HFInferenceLLM
-from .rerank import HFInferenceRerank
-from .tools import TOOL_CLASSES, HFInferenceTool, HFInferenceToolkit
+#: public name -> the submodule that defines it
+_WHERE = {
+    "ChatHFInference": ".chat",
+    "HFInferenceLLM": ".llm",
+    "HFInferenceRerank": ".rerank",
+    "HFInferenceEmbeddings": ".embeddings",
+    "HFInferenceTool": ".tools",
+    "HFInferenceToolkit": ".tools",
+    "TOOL_CLASSES": ".tools",
+}
 
 __all__ = ["ChatHFInference", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

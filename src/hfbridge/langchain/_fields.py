@@ -18,7 +18,7 @@ class ConnectionFields(Closable, BaseModel):
     component nobody closes is cleaned up when collected, at exit, and when an event loop it
     used ends. A validation error never shows the token."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, defer_build=True)
 
     base_url: str | None = Field(default=None, description="Server URL; default: HF_INFERENCE_ENDPOINT, else the hosted API.")
     token: SecretStr | None = Field(

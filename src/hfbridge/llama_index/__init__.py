@@ -2,17 +2,40 @@
 an embedding backend, a tool spec.
 
 Needs the ``llama-index`` extra (``pip install hfbridge[llama-index]``).
+
+Each component's module is imported when the component is first named (PEP 562), so importing
+one component never costs the others.
 """
+
+from importlib import import_module
+from typing import Any
 
 try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("hfbridge.llama_index needs llama-index-core: pip install 'hfbridge[llama-index]'") from exc
 
-from .chat import HFInferenceChat
-from .embedding import HFInferenceEmbedding
-from .llm import HFInferenceLLM
-from .rerank import HFInferenceRerank
-from .tools import HFInferenceToolSpec, ToolText
+#: public name -> the submodule that defines it
+_WHERE = {
+    "HFInferenceChat": ".chat",
+    "HFInferenceLLM": ".llm",
+    "HFInferenceRerank": ".rerank",
+    "HFInferenceEmbedding": ".embedding",
+    "HFInferenceToolSpec": ".tools",
+    "ToolText": ".tools",
+}
 
 __all__ = ["HFInferenceChat", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbedding", "HFInferenceToolSpec", "ToolText"]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import Field, TypeAdapter, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from ._base import FieldProblem, _Request, _Response
 from .grammar import RegexGrammar, check_json_schema
@@ -213,7 +213,7 @@ ChatMessage = Annotated[
     Union[SystemMessage, UserMessage, AssistantMessage, ToolMessage], Field(discriminator="role")
 ]
 #: validates one message of any role (``CHAT_MESSAGE.validate_python(dict)``)
-CHAT_MESSAGE: TypeAdapter = TypeAdapter(ChatMessage)
+CHAT_MESSAGE: TypeAdapter = TypeAdapter(ChatMessage, config=ConfigDict(defer_build=True))
 
 
 # --------------------------------------------------------------------------------------------

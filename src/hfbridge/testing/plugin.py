@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from ..adapters import RECORDING_SERIALLY
+from .._concurrency import RECORDING_SERIALLY
 from . import DEFAULT_REPLAY_BASE_URL, SERVER_EXTRA_HINT, make_vcr, record_mode
 
 
