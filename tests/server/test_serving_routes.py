@@ -249,3 +249,21 @@ def test_langchain_openai_embeddings(live_server: Any) -> None:
     assert len(documents) == len(PASSAGES) and len(query) == 384
     scores = [sum(a * b for a, b in zip(query, d)) for d in documents]
     assert max(range(len(scores)), key=scores.__getitem__) == 2  # the Paris passage
+
+
+def test_tei_embedding_parameters_are_applied_not_ignored(live_server: Any) -> None:
+    route = f"/models/{MINILM}/feature-extraction"
+    text = "The Eiffel Tower is in Paris. " * 60  # past the model's 256 tokens: truncation decides
+    full = post(live_server, route, {"inputs": [text]}).json()[0]
+    short = post(live_server, route, {"inputs": [text], "parameters": {"dimensions": 8}}).json()[0]
+    assert len(full) == 384 and len(short) == 8
+    head = full[:8]
+    norm = sum(x * x for x in head) ** 0.5
+    assert all(abs(a - b / norm) < 1e-5 for a, b in zip(short, head))  # the first 8, unit length again
+    right = post(live_server, route, {"inputs": [text + "Zebras."], "parameters": {"truncation_direction": "right"}}).json()[0]
+    left = post(live_server, route, {"inputs": [text + "Zebras."], "parameters": {"truncation_direction": "Left"}}).json()[0]
+    assert _close(right, full) and not _close(left, right)  # left keeps the end of the text instead
+    for parameters, field in (({"dimensions": 385}, "parameters.dimensions"), ({"prompt_name": "query"}, "parameters.prompt_name"),
+                              ({"truncation_direction": "up"}, "parameters.truncation_direction")):
+        answer = post(live_server, route, {"inputs": ["x"], "parameters": parameters})
+        assert answer.status_code == 400 and field in answer.json()["error"], answer.text

@@ -157,32 +157,46 @@ class EmbeddingBackend(Backend):
         return split_outputs(tokens.float(), rows, side)
 
     def _features(self, texts: list[str], parameters: Mapping[str, Any]) -> Plan:
+        """TEI's parameters, each applied (none is accepted and then ignored): ``truncate`` and
+        ``truncation_direction`` when the texts are tokenised, ``pooling``, ``normalize`` and
+        ``dimensions`` (the first N, Matryoshka-style, made unit length again when the vectors
+        are) after the shared forward pass, so requests with different ones still batch."""
         pooling, normalize = parameters.get("pooling"), parameters.get("normalize")
         truncate = parameters.get("truncate") is not False
+        side = _truncation_side(parameters.get("truncation_direction"))
+        if parameters.get("prompt_name") is not None:
+            raise BackendInputError("parameters.prompt_name", f"{parameters['prompt_name']!r}: this model defines no prompts")
+        hidden = self.model.config.hidden_size
         if pooling == "none":
+            dimensions = _dimensions(parameters.get("dimensions"), hidden)
+
             # Token vectors are not sentence embeddings: the model's normalise rule is for the
             # latter, so token vectors are unit length only when the caller asks.
             def token_vectors(matrices: list[torch.Tensor]) -> list[Any]:
-                return [(torch.nn.functional.normalize(m, dim=-1) if normalize else m).tolist() for m in matrices]
+                cut = [m[:, :dimensions] for m in matrices] if dimensions else matrices
+                return [(torch.nn.functional.normalize(m, dim=-1) if normalize else m).tolist() for m in cut]
 
-            return self._plan(texts, truncate, token_vectors)
+            return self._plan(texts, truncate, token_vectors, side)
         modes = self.recipe.pooling if pooling is None else (pooling,)
         unit = self.recipe.normalize if normalize is None else normalize
+        dimensions = _dimensions(parameters.get("dimensions"), hidden * len(modes))
 
         def sentence_vectors(matrices: list[torch.Tensor]) -> list[Any]:
             if not matrices:
                 return []
             vectors = _pooled(matrices, modes)
+            if dimensions:
+                vectors = vectors[:, :dimensions]
             return (torch.nn.functional.normalize(vectors, dim=-1) if unit else vectors).tolist()
 
-        return self._plan(texts, truncate, sentence_vectors)
+        return self._plan(texts, truncate, sentence_vectors, side)
 
     # -- rows ------------------------------------------------------------------------------------
-    def _plan(self, texts: list[str], truncate: bool, finish: Any) -> Plan:
-        rows = self._rows(texts, truncate)
+    def _plan(self, texts: list[str], truncate: bool, finish: Any, side: str = "right") -> Plan:
+        rows = self._rows(texts, truncate, side)
         return Plan(rows, [len(r["input_ids"]) for r in rows], finish)
 
-    def _rows(self, texts: list[str], truncate: bool = True) -> list[dict[str, list[int]]]:
+    def _rows(self, texts: list[str], truncate: bool = True, side: str = "right") -> list[dict[str, list[int]]]:
         """One row per text, cut at :attr:`max_length` (or refused past it when ``truncate``
         is off, naming the text)."""
         if self.recipe.lowercase:
@@ -190,7 +204,11 @@ class EmbeddingBackend(Backend):
         if not texts:
             return []
         cut = truncate and self.max_length is not None
-        encoding = self.tokenizer(texts, truncation=cut, max_length=self.max_length if cut else None)
+        previous, self.tokenizer.truncation_side = self.tokenizer.truncation_side, side
+        try:  # the tokenizer is the model's, used under its lock: the side is set per call
+            encoding = self.tokenizer(texts, truncation=cut, max_length=self.max_length if cut else None)
+        finally:
+            self.tokenizer.truncation_side = previous
         rows = [row(encoding, i) for i in range(len(texts))]
         for index, r in enumerate(rows):
             length = len(r["input_ids"])
@@ -208,6 +226,24 @@ class EmbeddingBackend(Backend):
         """Sentence vectors of ``texts`` in one call (for the bi-encoder reranker)."""
         rows = self._rows(texts, truncate)
         return run_plan(self, Plan(rows, [len(r["input_ids"]) for r in rows], lambda m: _pooled(m, modes)))
+
+
+def _truncation_side(direction: Any) -> str:
+    if direction is None:
+        return "right"
+    if not isinstance(direction, str) or direction.lower() not in ("left", "right"):
+        raise BackendInputError("parameters.truncation_direction", f"must be 'left' or 'right', got {direction!r}")
+    return direction.lower()
+
+
+def _dimensions(value: Any, width: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BackendInputError("parameters.dimensions", f"must be a positive integer, got {value!r}")
+    if value > width:
+        raise BackendInputError("parameters.dimensions", f"{value} is more than this model's {width} dimensions")
+    return value if value < width else None
 
 
 def _pooled(matrices: list[torch.Tensor], modes: tuple[str, ...]) -> torch.Tensor:
