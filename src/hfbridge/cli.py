@@ -46,6 +46,17 @@ def _limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise SystemExit(f"hfbridge: {Limits.option(name)}: {exc}") from None
 
 
+def _decoding(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .server.decoding import Decoding
+
+    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(Decoding) if getattr(args, spec.name) is not None}
+    try:
+        return Decoding(**given)
+    except ValueError as exc:
+        name = str(exc).split()[0]
+        raise SystemExit(f"hfbridge: {Decoding.option(name)}: {exc}") from None
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .server.app import ServerSettings
     from .server.guards import parse_rate
@@ -63,6 +74,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         allow_urls=args.allow_urls,
         preload=args.preload,
         limits=_limits(args),
+        decoding=_decoding(args),
     )
 
 
@@ -136,6 +148,15 @@ def limit_options(group: argparse._ArgumentGroup) -> None:
                            help=f"{spec.metadata['help']} (default: {default})")
 
 
+def decoding_options(group: argparse._ArgumentGroup) -> None:
+    """One option per :class:`~hfbridge.server.decoding.Decoding` field, named after it."""
+    from .server.decoding import Decoding
+
+    for spec in dataclasses.fields(Decoding):
+        group.add_argument(Decoding.option(spec.name), dest=spec.name, type=int, metavar="N",
+                           help=f"{spec.metadata['help']} (default: {spec.default:,})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfbridge", description="Hugging Face inference for LangChain and LlamaIndex.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-urls", action="store_true", help="let JSON inputs be http(s) URLs that the server fetches")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     limit_options(serve.add_argument_group("limits", "what one request may cost; over a limit the answer is 400 (413/408 for bodies)"))
+    decoding_options(serve.add_argument_group("batching", "concurrent generations of one model decode together "
+                                                          "(continuous batching)"))
     serve.set_defaults(run=_serve)
 
     models = sub.add_parser("models", help="inspect the model registry")
