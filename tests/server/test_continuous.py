@@ -66,6 +66,23 @@ def _text(backend: GenerationBackend, prompt: str, parameters: dict[str, Any]) -
     return backend.predict(TG, prompt, parameters)[0]
 
 
+def _same(batched: Any, alone: Any) -> None:
+    """Equal, log-probabilities up to float rounding: a batched matrix product may sum in
+    another order than a single row's (the chosen tokens are what must not change)."""
+    if isinstance(alone, dict):
+        assert batched.keys() == alone.keys()
+        for key in alone:
+            _same(batched[key], alone[key])
+    elif isinstance(alone, list):
+        assert len(batched) == len(alone)
+        for b, a in zip(batched, alone):
+            _same(b, a)
+    elif isinstance(alone, float):
+        assert batched == pytest.approx(alone, rel=1e-3, abs=1e-4)
+    else:
+        assert batched == alone
+
+
 def _chat(content: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
@@ -91,7 +108,7 @@ class TestBatchedAnswersAreTheRequestsOwn:
         before = _stats(smol)
         batched, *_ = _together([lambda: _text(smol, PROMPTS[1], sampled)] + [lambda p=p: _text(smol, p, GREEDY) for p in PROMPTS[2:]])
         assert _stats(smol).shared_steps > before.shared_steps
-        assert batched == alone
+        _same(batched, alone)
         assert batched["details"]["seed"] == 11
 
     def test_chat_penalties_and_logprobs_are_per_request(self, smol: GenerationBackend) -> None:
@@ -99,22 +116,22 @@ class TestBatchedAnswersAreTheRequestsOwn:
         alone = smol.predict(CHAT, _chat("Say hello hello hello."), penalised)
         batched, plain = _together([lambda: smol.predict(CHAT, _chat("Say hello hello hello."), penalised),
                                     lambda: smol.predict(CHAT, _chat("Say hello hello hello."), {"max_tokens": 12})])
-        assert batched["choices"] == alone["choices"]
+        _same(batched["choices"], alone["choices"])
         assert "logprobs" not in plain["choices"][0]
         assert all(len(t["top_logprobs"]) == 2 for t in batched["choices"][0]["logprobs"]["content"])
 
     def test_stop_sequences_and_budgets_are_per_request(self, smol: GenerationBackend) -> None:
-        stop = {**GREEDY, "stop": [" village"]}
+        stop = {**GREEDY, "stop": [" She"]}
         short = {**GREEDY, "max_new_tokens": 3}
         long = {**GREEDY, "max_new_tokens": 24}
         stopped, cut, full = _together([lambda: _text(smol, PROMPTS[0], stop), lambda: _text(smol, PROMPTS[1], short),
                                         lambda: _text(smol, PROMPTS[3], long)])
         assert stopped["details"]["finish_reason"] == "stop_sequence"
-        assert " village" not in stopped["generated_text"][len(PROMPTS[0]):]
-        assert stopped == _text(smol, PROMPTS[0], stop)
+        assert stopped["generated_text"].endswith("Elara.")
+        _same(stopped, _text(smol, PROMPTS[0], stop))
         assert cut["details"]["finish_reason"] == "length" and cut["details"]["generated_tokens"] == 3
         assert full["details"]["generated_tokens"] == 24
-        assert full == _text(smol, PROMPTS[3], long)
+        _same(full, _text(smol, PROMPTS[3], long))
 
     def test_a_streamed_answer_equals_the_answer(self, smol: GenerationBackend) -> None:
         answer = _text(smol, PROMPTS[0], {**GREEDY, "return_full_text": False})
@@ -142,7 +159,7 @@ class TestJoiningAndLeaving:
         assert after.shared_steps > before.shared_steps
         # the short one left after its 4 tokens; the long one went on alone
         assert after.steps - before.steps > after.shared_steps - before.shared_steps
-        assert short == expected_short
+        _same(short, expected_short)
         assert first["token"]["text"] + "".join(e["token"]["text"] for e in rest) == expected_long["generated_text"][len(PROMPTS[0]):]
 
     def test_a_cancelled_request_leaves_the_batch(self, smol: GenerationBackend) -> None:
@@ -170,7 +187,7 @@ class TestJoiningAndLeaving:
         assert outcome and jobs.cancelled == 1
         after = _stats(smol)
         assert after.left_early == before.left_early + 1
-        assert other == _text(smol, PROMPTS[1], GREEDY)
+        _same(other, _text(smol, PROMPTS[1], GREEDY))
 
     def test_a_closed_stream_leaves_the_batch(self, smol: GenerationBackend) -> None:
         before = _stats(smol)
@@ -195,7 +212,7 @@ class TestJoiningAndLeaving:
 
         error, good = _together([bad, lambda: _text(smol, PROMPTS[1], GREEDY)])
         assert error == "BackendInputError"
-        assert good == _text(smol, PROMPTS[1], GREEDY)
+        _same(good, _text(smol, PROMPTS[1], GREEDY))
 
 
 class TestConstraintsInABatch:
@@ -214,7 +231,7 @@ class TestConstraintsInABatch:
         assert _stats(smol).shared_steps > before.shared_steps
         jsonschema.validate(json.loads(as_json["choices"][0]["message"]["content"]), schema)
         assert len(as_phone["generated_text"]) == 8 and as_phone["generated_text"][3] == "-"
-        assert plain == plain_alone
+        _same(plain, plain_alone)
 
 
 class TestOverHTTP:
