@@ -6,8 +6,10 @@ tokens. Between two decoding steps the scheduler
 1. drops the requests that left (their reader stopped: a stop sequence, a closed stream) or were
    cancelled (their client went away), freeing their slots at once;
 2. admits waiting requests (:func:`..decoding.admit`: bounded in requests, reserved cache
-   positions and prompt tokens per round): each prompt is prefilled *alone*, in a forward pass
-   of its own, and its key/value cache merged into the batch's;
+   positions and prompt tokens per round): the prompts that join together are prefilled in one
+   forward pass of their own (left-padded, the running requests wait for it; measured: 15
+   prompts of 20 tokens in one pass took half the time of 15 passes), and their key/value
+   caches merged into the batch's;
 3. runs one forward pass over every running request and lets each choose its next tokens;
    a request that is done (end of sequence, its token budget) leaves in the same step.
 
@@ -119,6 +121,8 @@ class BatchStats:
     row_steps: int = 0
     #: the most requests decoded in one step
     max_batch: int = 0
+    #: forward passes that prefilled joining requests (those joining together share one)
+    prefills: int = 0
     #: requests dropped before their end: cancelled, or their reader stopped (stop sequences)
     left_early: int = 0
 
@@ -167,6 +171,12 @@ class _KV:
             self._set([(k[:, :, columns:], v[:, :, columns:]) for k, v in self._pairs()])
 
 
+def _leading_padding(mask: torch.Tensor) -> int:
+    """How many first columns of ``mask`` are padding in every row."""
+    real = mask.any(dim=0).nonzero()
+    return int(real[0]) if real.numel() else 0
+
+
 class ContinuousBatcher:
     """The scheduler of one model's generations (see the module docstring).
 
@@ -202,7 +212,9 @@ class ContinuousBatcher:
         with self._lock:
             self._waiting.append(sequence)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="hfbridge-decode", daemon=True)
+                # not a daemon: it ends as soon as the batch is empty, and an interpreter exiting
+                # while it is inside torch aborts the process
+                self._thread = threading.Thread(target=self._run, name="hfbridge-decode")
                 self._thread.start()
         try:
             while True:
@@ -246,8 +258,8 @@ class ContinuousBatcher:
             if not joining and not self._rows:
                 self._thread = None
                 return False
-        for sequence in joining:
-            self._join(sequence)
+        if joining:
+            self._join(joining)
         if self._rows:
             self._step()
         return True
@@ -262,43 +274,96 @@ class ContinuousBatcher:
         if early:
             self.stats.left_early += 1
 
-    def _join(self, sequence: Sequence) -> None:
-        """Prefill ``sequence`` alone and merge its cache into the batch (unless it is done)."""
-        self.stats.admitted += 1
-        if self._rows:
-            self.stats.joined_running += 1
-        try:
-            tokens = sequence.start()
+    def _join(self, joining: list[Sequence]) -> None:
+        """Prefill the joining sequences and merge the ones that go on into the batch."""
+        ready: list[tuple[Sequence, list[int]]] = []
+        for sequence in joining:
+            self.stats.admitted += 1
+            self.stats.joined_running += bool(self._rows)
+            try:
+                tokens = sequence.start()
+            except Exception as exc:  # this request's own failure (a constraint)
+                self._finish(sequence, error=exc)
+                continue
             if tokens is None:
-                return self._finish(sequence)
-            keep = {} if not self._logits_to_keep or sequence.wants_prompt_logits else {"logits_to_keep": 1}
-            with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([tokens]), use_cache=True, **keep)
-                logits = out.logits[0].float()
-                following = sequence.advance(logits[-1:], logits if sequence.wants_prompt_logits else None)
-        except Exception as exc:  # this request's own failure (a constraint, its parameters)
-            return self._finish(sequence, error=exc)
-        if following is None:
-            return self._finish(sequence)
+                self._finish(sequence)
+            else:
+                ready.append((sequence, tokens))
+        for group in self._prefill_groups(ready):
+            self._prefill(group)
+
+    def _prefill_groups(self, ready: list[tuple[Sequence, list[int]]]) -> list[list[tuple[Sequence, list[int]]]]:
+        """Consecutive runs of prompts prefilled in one forward pass, left-padded to the longest,
+        the padded block within ``max_prefill_tokens``. A sequence that wants its prompt's
+        logits goes alone (all positions' logits of a whole block would be large), as does every
+        one while the cache is not known to be mergeable."""
+        groups: list[list[tuple[Sequence, list[int]]]] = []
+        open_group = False  # whether the last group may take more
+        for item in ready:
+            solo = item[0].wants_prompt_logits or not self._mergeable or not self._logits_to_keep
+            if (open_group and not solo
+                    and (len(groups[-1]) + 1) * max(len(t) for _, t in [*groups[-1], item]) <= self.settings.max_prefill_tokens):
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+                open_group = not solo
+        return groups
+
+    def _prefill(self, group: list[tuple[Sequence, list[int]]]) -> None:
+        width = max(len(tokens) for _, tokens in group)
+        mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for _, t in group], dtype=torch.long)
+        inputs: dict[str, Any] = {"input_ids": torch.tensor([[_PAD_ID] * (width - len(t)) + t for _, t in group]), "use_cache": True}
+        if len(group) > 1:  # left-padded: the mask hides the padding, positions count real tokens
+            inputs["attention_mask"] = mask
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+        if self._logits_to_keep and not group[0][0].wants_prompt_logits:
+            inputs["logits_to_keep"] = 1
+        self.stats.prefills += 1
+        survivors: list[int] = []
+        following: list[list[int]] = []
+        with torch.inference_mode():
+            out = self.model(**inputs)
+            logits = out.logits.float()
+            for index, (sequence, _) in enumerate(group):
+                try:
+                    tokens = sequence.advance(logits[index, -1:], logits[index] if sequence.wants_prompt_logits else None)
+                except Exception as exc:  # this request's own failure (a constraint, its parameters)
+                    self._finish(sequence, error=exc)
+                    continue
+                if tokens is None:
+                    self._finish(sequence)
+                else:
+                    survivors.append(index)
+                    following.append(tokens)
         cache = getattr(out, self._cache_name)
         self._mergeable = _KV.supports(cache)
+        if not survivors:
+            return
         if self._rows and not self._mergeable:  # admission waits for the first cache to know
             raise RuntimeError("a cache that cannot be merged joined a running batch")
-        self._merge(_KV(cache), len(tokens))
-        self._rows.append(sequence)
-        self._fresh.append(following)
-        self._positions.append(len(tokens))
+        kv = _KV(cache)
+        if len(survivors) < len(group):
+            rows = torch.tensor(survivors)
+            kv.keep_rows(rows)
+            mask = mask.index_select(0, rows)
+        lead = _leading_padding(mask)
+        kv.drop_columns(lead)
+        self._merge(kv, mask[:, lead:])
+        for index, tokens in zip(survivors, following):
+            self._rows.append(group[index][0])
+            self._fresh.append(tokens)
+            self._positions.append(len(group[index][1]))
 
-    def _merge(self, kv: _KV, length: int) -> None:
+    def _merge(self, kv: _KV, mask: torch.Tensor) -> None:
+        """Appends ``kv``'s rows (with their ``mask``) to the batch, left-padding whichever is shorter."""
         if self._kv is None or self._mask is None:
-            self._kv, self._mask = kv, torch.ones(1, length, dtype=torch.long)
+            self._kv, self._mask = kv, mask
             return
-        common = max(self._mask.shape[1], length)
+        common = max(self._mask.shape[1], mask.shape[1])
         self._kv.pad_left(common - self._mask.shape[1])
-        kv.pad_left(common - length)
+        kv.pad_left(common - mask.shape[1])
         self._kv.append_rows(kv)
-        self._mask = torch.cat([F.pad(self._mask, (common - self._mask.shape[1], 0)),
-                                F.pad(torch.ones(1, length, dtype=torch.long), (common - length, 0))])
+        self._mask = torch.cat([F.pad(self._mask, (common - self._mask.shape[1], 0)), F.pad(mask, (common - mask.shape[1], 0))])
 
     def _step(self) -> None:
         """One forward pass over every row; each row chooses, finished rows leave."""
@@ -356,8 +421,7 @@ class ContinuousBatcher:
         self._kv.keep_rows(rows)
         self._mask = self._mask.index_select(0, rows)
         # columns that are padding in every remaining row (a longer request left)
-        real = self._mask.any(dim=0).nonzero()
-        lead = int(real[0]) if real.numel() else 0
+        lead = _leading_padding(self._mask)
         self._kv.drop_columns(lead)
         self._mask = self._mask[:, lead:]
 
