@@ -196,6 +196,7 @@ class ContinuousBatcher:
         self._thread: threading.Thread | None = None
         # the batch (scheduler thread only)
         self._rows: list[Sequence] = []
+        self._joining: list[Sequence] = []  # admitted, being prefilled
         self._fresh: list[list[int]] = []  # per row: the tokens its next step feeds
         self._positions: list[int] = []  # per row: the position of its next token
         self._kv: _KV | None = None
@@ -238,7 +239,7 @@ class ContinuousBatcher:
         except BaseException as exc:  # a failed forward pass: every request in flight fails with it
             logger.exception("batched decoding failed")
             with self._lock:
-                everyone = self._rows + list(self._waiting)
+                everyone = [*self._rows, *self._joining, *self._waiting]
                 self._waiting.clear()
                 self._thread = None
             self._reset()
@@ -249,17 +250,19 @@ class ContinuousBatcher:
         """Leave, join, step; False (having marked the thread gone) when there is no work."""
         self._remove([i for i, row in enumerate(self._rows) if row.gone], early=True)
         with self._lock:
-            while self._waiting and self._waiting[0].gone:
-                self._finish(self._waiting.popleft(), early=True)
+            for sequence in [s for s in self._waiting if s.gone]:
+                self._waiting.remove(sequence)
+                self._finish(sequence, early=True)
             capacity = self.settings if self._mergeable else _ONE_AT_A_TIME
             reserved = sum(row.reservation for row in self._rows)
             count = admit([(s.prompt_length, s.reservation) for s in self._waiting], len(self._rows), reserved, capacity)
-            joining = [self._waiting.popleft() for _ in range(count)]
-            if not joining and not self._rows:
+            self._joining = [self._waiting.popleft() for _ in range(count)]
+            if not self._joining and not self._rows:
                 self._thread = None
                 return False
-        if joining:
-            self._join(joining)
+        if self._joining:
+            self._join(self._joining)
+            self._joining = []
         if self._rows:
             self._step()
         return True
@@ -426,5 +429,5 @@ class ContinuousBatcher:
         self._mask = self._mask[:, lead:]
 
     def _reset(self) -> None:
-        self._rows, self._fresh, self._positions = [], [], []
+        self._rows, self._joining, self._fresh, self._positions = [], [], [], []
         self._kv = self._mask = None
