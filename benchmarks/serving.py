@@ -69,10 +69,6 @@ def _prompt() -> str:
     return f"Story {next(_counter)}. Once upon a time, in a small village by the sea, there lived"
 
 
-class _Skipped(Exception):
-    """A half of the section left out by ``--serving-parts``."""
-
-
 @dataclass
 class Case:
     name: str
@@ -86,7 +82,7 @@ class Case:
     latencies: list[float] = field(default_factory=list)
 
 
-def _server(models: list[str]) -> ReadyProcess:
+def _server(models: tuple[str, ...] = (EMBEDDING_MODEL, GENERATION_MODEL)) -> ReadyProcess:
     """``_serve.py`` in a child process: ``EmbeddedServer`` with ``models`` loaded."""
     env = child_env()
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(torch_threads())
@@ -204,7 +200,11 @@ def _cache_dir() -> Path:
     return Path(os.environ["HFBRIDGE_CACHE"]) if os.environ.get("HFBRIDGE_CACHE") else default_cache_dir()
 
 
-def run(budget: Budget) -> dict[str, Any]:
+def run(budget: Budget, halves: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Every case of ``halves`` ("embed", "generate"; default: :func:`parts`, from
+    ``--serving-parts``); ``python -m benchmarks.serving`` runs the generation half alone on a
+    small budget."""
+    halves = parts() if halves is None else halves
     import aiohttp
     import torch
 
@@ -217,8 +217,7 @@ def run(budget: Budget) -> dict[str, Any]:
     cases: list[Case] = []
     errors: dict[str, str] = {}
 
-    halves = parts()
-    models = [m for m, part in ((EMBEDDING_MODEL, "embed"), (GENERATION_MODEL, "generate")) if part in halves]
+    models = tuple(m for part, m in (("embed", EMBEDDING_MODEL), ("generate", GENERATION_MODEL)) if part in halves)
     with _server(models) as server:
         session = loop.run_until_complete(_session(aiohttp))
         embed_url = f"{server.url}/models/{EMBEDDING_MODEL}/feature-extraction"
@@ -228,47 +227,41 @@ def run(budget: Budget) -> dict[str, Any]:
             case.run = lambda c: loop.run_until_complete(_load(session, url, c.clients, k, body, units))
             cases.append(case)
 
-        try:
-            if "embed" not in halves:
-                raise _Skipped
-            raw_embedder = _RawEmbedder()
-            for size in RAW_EMBED_BATCHES:
-                def raw_embed(c: Case) -> tuple[float, int, list[float]]:
-                    rounds = max(2, min(64, budget.raw_embed_texts // c.clients))
-                    lat: list[float] = []
-                    started = time.perf_counter()
-                    for _ in range(rounds):
-                        t = time.perf_counter()
-                        raw_embedder.embed([_text() for _ in range(c.clients)])
-                        lat.append(time.perf_counter() - t)
-                    return time.perf_counter() - started, rounds * c.clients, lat
+        if "embed" in halves:
+            try:
+                raw_embedder = _RawEmbedder()
+                for size in RAW_EMBED_BATCHES:
+                    def raw_embed(c: Case) -> tuple[float, int, list[float]]:
+                        rounds = max(2, min(64, budget.raw_embed_texts // c.clients))
+                        lat: list[float] = []
+                        started = time.perf_counter()
+                        for _ in range(rounds):
+                            t = time.perf_counter()
+                            raw_embedder.embed([_text() for _ in range(c.clients)])
+                            lat.append(time.perf_counter() - t)
+                        return time.perf_counter() - started, rounds * c.clients, lat
 
-                cases.append(Case(f"raw forward pass, batch {size}", "embed", "raw", size, run=raw_embed))
-        except _Skipped:
-            pass
-        except Exception as exc:
-            errors["raw embeddings"] = describe_error(exc)
+                    cases.append(Case(f"raw forward pass, batch {size}", "embed", "raw", size, run=raw_embed))
+            except Exception as exc:
+                errors["raw embeddings"] = describe_error(exc)
         for texts in TEXTS_PER_REQUEST if "embed" in halves else ():
             for clients in EMBED_CLIENTS:
                 server_case(Case(f"server, {clients} clients x {texts} text{'s' if texts > 1 else ''}", "embed", "server",
                                  clients, texts), embed_url, _embed_body(texts), _embedded,
                             max(1, total_requests[texts] // clients))
-        try:
-            if "generate" not in halves:
-                raise _Skipped
-            raw_generator = _RawGenerator(_cache_dir())
-            for size in GEN_CLIENTS:
-                def raw_generate(c: Case) -> tuple[float, int, list[float]]:
-                    started = time.perf_counter()
-                    count = raw_generator.generate([_prompt() for _ in range(c.clients)], tokens)
-                    seconds = time.perf_counter() - started
-                    return seconds, count, [seconds] * c.clients
+        if "generate" in halves:
+            try:
+                raw_generator = _RawGenerator(_cache_dir())
+                for size in GEN_CLIENTS:
+                    def raw_generate(c: Case) -> tuple[float, int, list[float]]:
+                        started = time.perf_counter()
+                        count = raw_generator.generate([_prompt() for _ in range(c.clients)], tokens)
+                        seconds = time.perf_counter() - started
+                        return seconds, count, [seconds] * c.clients
 
-                cases.append(Case(f"raw generate, batch {size}", "generate", "raw", size, run=raw_generate))
-        except _Skipped:
-            pass
-        except Exception as exc:
-            errors["raw generation"] = describe_error(exc)
+                    cases.append(Case(f"raw generate, batch {size}", "generate", "raw", size, run=raw_generate))
+            except Exception as exc:
+                errors["raw generation"] = describe_error(exc)
         for clients in GEN_CLIENTS if "generate" in halves else ():
             server_case(Case(f"server, {clients} clients", "generate", "server", clients), gen_url,
                         _generate_body(tokens), _generated_tokens, max(1, generation_requests[clients] // clients))
@@ -312,3 +305,39 @@ def run(budget: Budget) -> dict[str, Any]:
 async def _session(aiohttp: Any) -> Any:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=900))
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The generation part alone, on a small budget, printed as a table (nothing is saved)::
+
+        python -m benchmarks.serving --tokens 32 --reps 1 --requests 4,8,16
+    """
+    import argparse
+    import json
+
+    from ._common import Budget
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=int, default=32, help="new tokens per request (default 32)")
+    parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions (default 1)")
+    parser.add_argument("--requests", default="4,8,16", help="requests per repetition at 1,4,16 clients (default 4,8,16)")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.requests.split(",")]
+    budget = Budget("generation-only", generation_reps=args.reps, generation_tokens=args.tokens,
+                    generation_requests=tuple(zip(GEN_CLIENTS, counts)))
+    load = [round(x, 2) for x in os.getloadavg()]
+    data = run(budget, halves=("generate",))
+    print(f"load average at start {load}, at end {data['machine']['load_average']}; torch threads {data['torch_threads']}")
+    for row in data["rows"]:
+        rate = f"{row['rate']:.1f}" if row["rate"] is not None else "-"
+        p50 = f"{row['p50_ms']:.0f}" if row["p50_ms"] is not None else "-"
+        p99 = f"{row['p99_ms']:.0f}" if row["p99_ms"] is not None else "-"
+        print(f"{row['name']:<26} tokens/s {rate:>7}  p50 {p50:>6} ms  p99 {p99:>6} ms  requests {row['requests']}"
+              + (f"  ERROR {row['error']}" if row["error"] else ""))
+    if data["errors"]:
+        print(json.dumps(data["errors"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,12 +49,25 @@ def _limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _batching(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .server.batching import BatchSettings
 
-    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(BatchSettings) if getattr(args, spec.name) is not None}
+    given = {spec.name: getattr(args, BatchSettings.dest(spec.name)) for spec in dataclasses.fields(BatchSettings)
+             if getattr(args, BatchSettings.dest(spec.name)) is not None}
     try:
         return BatchSettings(**given)
     except ValueError as exc:
         name = str(exc).split()[0]
         raise SystemExit(f"hfbridge: {BatchSettings.option(name)}: {exc}") from None
+
+
+def _decoding(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .server.decoding import Decoding
+
+    given = {spec.name: getattr(args, Decoding.dest(spec.name)) for spec in dataclasses.fields(Decoding)
+             if getattr(args, Decoding.dest(spec.name)) is not None}
+    try:
+        return Decoding(**given)
+    except ValueError as exc:
+        name = str(exc).split()[0]
+        raise SystemExit(f"hfbridge: {Decoding.option(name)}: {exc}") from None
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -75,6 +88,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         preload=args.preload,
         limits=_limits(args),
         batching=_batching(args),
+        decoding=_decoding(args),
     )
 
 
@@ -154,8 +168,17 @@ def batching_options(group: argparse._ArgumentGroup) -> None:
 
     for spec in dataclasses.fields(BatchSettings):
         default = f"{spec.default:,}" if isinstance(spec.default, int) else f"{spec.default:g}"
-        group.add_argument(BatchSettings.option(spec.name), dest=spec.name, type=type(spec.default), metavar="N",
+        group.add_argument(BatchSettings.option(spec.name), dest=BatchSettings.dest(spec.name), type=type(spec.default), metavar="N",
                            help=f"{spec.metadata['help']} (default: {default})")
+
+
+def decoding_options(group: argparse._ArgumentGroup) -> None:
+    """One option per :class:`~hfbridge.server.decoding.Decoding` field, named after it."""
+    from .server.decoding import Decoding
+
+    for spec in dataclasses.fields(Decoding):
+        group.add_argument(Decoding.option(spec.name), dest=Decoding.dest(spec.name), type=int, metavar="N",
+                           help=f"{spec.metadata['help']} (default: {spec.default:,})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     batching_options(serve.add_argument_group(
         "batching", "concurrent requests to one encoder model (embeddings, classification, entities, fill-mask, "
                     "zero-shot, /rerank, /predict, /v1/embeddings) share forward passes within these bounds"))
+    decoding_options(serve.add_argument_group("batching", "concurrent generations of one model decode together "
+                                                          "(continuous batching)"))
     serve.set_defaults(run=_serve)
 
     models = sub.add_parser("models", help="inspect the model registry")

@@ -71,6 +71,20 @@ def test_bad_options_fail_with_a_clear_message(tmp_path: Path) -> None:
     assert registry.returncode != 0 and "source must be one of" in registry.stderr and "x/y" in registry.stderr
 
 
+def test_batching_options_reach_the_settings() -> None:
+    from hfbridge.cli import _settings, build_parser
+    from hfbridge.server.decoding import Decoding
+
+    from hfbridge.server.batching import BatchSettings
+
+    args = build_parser().parse_args(["serve", "--decode-max-batch-size", "4", "--decode-max-prefill-tokens", "512",
+                                      "--encode-max-batch-size", "8", "--encode-max-batch-wait-ms", "2.5"])
+    assert _settings(args).decoding == Decoding(max_batch_size=4, max_prefill_tokens=512)
+    assert _settings(args).batching == BatchSettings(max_batch_size=8, max_batch_wait_ms=2.5)
+    bad = subprocess.run(_cli("serve", "--decode-max-batch-size", "0"), capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--decode-max-batch-size" in bad.stderr
+
+
 # ---- tokens out of the process list; shutdown ------------------------------------------------
 def _start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()

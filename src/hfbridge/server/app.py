@@ -46,6 +46,7 @@ from .cache import AnswerCache, cache_key, is_deterministic
 from .cancellation import Cancelled, Jobs, raise_if_cancelled
 from .connections import read_body
 from .constraints import Constraint, ConstraintError
+from .decoding import Decoding
 from .guards import RateLimiter, TokenGuard
 from .limits import Limits, check_job, check_media
 from .models import LoadState, ModelLoadFailed, ModelManager
@@ -74,6 +75,8 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     #: how concurrent encoder requests share forward passes; see batching.py
     batching: BatchSettings = field(default_factory=BatchSettings)
+    #: how many generations of one model decode together; see decoding.py
+    decoding: Decoding = field(default_factory=Decoding)
 
 
 class _Server:
@@ -82,7 +85,10 @@ class _Server:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.registry = settings.registry
-        self.models = ModelManager(settings.registry, settings.cache_dir, workers=settings.workers)
+        # A batched generation holds a worker thread while it waits for its tokens: one more
+        # thread per batch slot, so a full batch never starves the other models' work.
+        self.models = ModelManager(settings.registry, settings.cache_dir, decoding=settings.decoding,
+                                   workers=settings.workers + settings.decoding.max_batch_size)
         self.guard = TokenGuard(settings.tokens)
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.cache = AnswerCache(settings.cache_entries)
@@ -359,6 +365,11 @@ async def _ready_backend(server: _Server, entry: ModelEntry, job: Job) -> Any:
         raise HTTPProblem(500, str(exc)) from None
 
 
+def _model_lock(server: _Server, entry: ModelEntry, backend: Any) -> Any:
+    """The model's lock, one call at a time; none for a backend that batches concurrent calls."""
+    return contextlib.nullcontext() if getattr(backend, "concurrent", False) else server.models.lock(entry.model_id)
+
+
 def _with_timing(response: Response, started: float, kind: str) -> Response:
     response.headers["X-Compute-Time"] = f"{time.perf_counter() - started:.3f}"
     response.headers["X-Compute-Type"] = kind
@@ -398,7 +409,7 @@ async def _run(server: _Server, request: Request, entry: ModelEntry, job: Job, *
         cached = server.cache.get(key)
         if cached is not None:
             return _with_timing(Response(cached[0], media_type=cached[1]), started, "cache")
-    lock = server.models.lock(entry.model_id)
+    lock = _model_lock(server, entry, backend)
 
     def shaped(result: Any) -> Any:
         if job.chat is not None:
@@ -439,7 +450,7 @@ async def _stream_events(server: _Server, entry: ModelEntry, backend: Any, job: 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     stop = threading.Event()
-    lock = server.models.lock(entry.model_id)
+    lock = _model_lock(server, entry, backend)
 
     def put(kind: str, item: Any) -> None:
         if not loop.is_closed():

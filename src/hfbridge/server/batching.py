@@ -13,8 +13,8 @@ encoder_batching.md``): 32 clients x 1 text went from 29-31% of the raw model's 
   ``finish`` that makes the request's answer from its rows' outputs. Planning runs under the
   model's lock, as every other use of the model's tokenizer does (a fast tokenizer is not safe
   to call from two threads at once).
-* **Bounds** (:class:`BatchSettings`, ``hfbridge serve --max-batch-tokens/--max-batch-size/
-  --max-batch-wait-ms``). :func:`take` takes rows first come first served while the batch stays
+* **Bounds** (:class:`BatchSettings`, ``hfbridge serve --encode-max-batch-tokens/--encode-max-batch-size/
+  --encode-max-batch-wait-ms``). :func:`take` takes rows first come first served while the batch stays
   within ``max_batch_size`` rows and ``max_batch_tokens`` *padded* tokens (rows x longest row,
   what a padded forward pass computes and holds in memory). A request larger than that is split
   over consecutive batches (its rows longest first, so short rows are not padded to a long one);
@@ -69,7 +69,7 @@ def _knob(default: float, help: str) -> Any:
 @dataclass(frozen=True)
 class BatchSettings:
     """How the encoder tasks' requests are merged into forward passes; every field is also an
-    ``hfbridge serve`` option (``max_batch_tokens`` is ``--max-batch-tokens``)."""
+    ``hfbridge serve`` option (``max_batch_tokens`` is ``--encode-max-batch-tokens``)."""
 
     max_batch_tokens: int = _knob(16384, "most padded tokens (rows x longest row) in one encoder forward pass; "
                                          "a longer single input runs alone")
@@ -86,8 +86,14 @@ class BatchSettings:
 
     @staticmethod
     def option(name: str) -> str:
-        """The ``hfbridge serve`` option that sets the field ``name``."""
-        return "--" + name.replace("_", "-")
+        """The ``hfbridge serve`` option that sets the field ``name`` (``--encode-`` apart from the
+        generation batch's options of the same names)."""
+        return "--encode-" + name.replace("_", "-")
+
+    @staticmethod
+    def dest(name: str) -> str:
+        """Where argparse keeps that option's value."""
+        return "encode_" + name
 
 
 # --------------------------------------------------------------------------------------------

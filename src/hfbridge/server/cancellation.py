@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Executor
 from typing import Any, Callable, Iterator
 
-__all__ = ["Cancelled", "Jobs", "raise_if_cancelled", "is_cancelled"]
+__all__ = ["Cancelled", "Jobs", "raise_if_cancelled", "is_cancelled", "current_event"]
 
 _current = threading.local()
 
@@ -31,6 +31,12 @@ def is_cancelled() -> bool:
     """Whether the job this thread runs has been cancelled (False outside a job)."""
     event = getattr(_current, "event", None)
     return event is not None and event.is_set()
+
+
+def current_event() -> threading.Event | None:
+    """The event that cancels the job this thread runs (None outside a job), for work that
+    another thread does on the job's behalf (a generation decoded in a shared batch)."""
+    return getattr(_current, "event", None)
 
 
 def raise_if_cancelled() -> None:

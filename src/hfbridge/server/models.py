@@ -4,7 +4,8 @@ The app never blocks its event loop on a load: the first request for a model sta
 answered 503 with ``estimated_time`` (as the hosted API does), unless it asked to wait. Loads run
 one at a time on a dedicated thread (two cores do not gain from parallel loads); inference runs on
 a worker pool, one call at a time per model (encoder tasks: one forward pass at a time, shared by
-concurrent requests, on the model's batch thread; see :mod:`.batching`).
+concurrent requests, on the model's batch thread; see :mod:`.batching`; generation backends batch
+concurrent calls instead, see ``backends/continuous.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..tasks import Task
 from .backends import Backend, LoadContext, built_models, loaders, tiny_builders
 from .backends._common import is_tiny
+from .decoding import Decoding
 from .registry import ModelEntry, Registry, package_path
 
 __all__ = ["ModelManager", "LoadState", "ModelLoadFailed"]
@@ -61,9 +62,10 @@ class _Handle:
 
 
 class ModelManager:
-    def __init__(self, registry: Registry, cache_dir: Path, *, workers: int = 4) -> None:
+    def __init__(self, registry: Registry, cache_dir: Path, *, workers: int = 4, decoding: Decoding | None = None) -> None:
         _quiet_transformers()
         self.registry = registry
+        self.decoding = decoding or Decoding()
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._handles = {entry.model_id: _Handle(entry) for entry in registry}
@@ -135,7 +137,7 @@ class ModelManager:
             loader = loaders().get(entry.task)
             if loader is None:
                 raise ModelLoadFailed(f"no backend is installed for task {entry.task.value!r}")
-            backend = loader(location, LoadContext(entry.model_id, self.cache_dir, dict(entry.options)))
+            backend = loader(location, LoadContext(entry.model_id, self.cache_dir, dict(entry.options), self.decoding))
             missing = set(entry.tasks) - set(backend.tasks)
             if missing:
                 raise ModelLoadFailed(f"its backend does not serve {sorted(t.value for t in missing)}")

