@@ -35,43 +35,24 @@ def _tokens(args: argparse.Namespace) -> list[str]:
     return tokens + tokens_from_env(os.environ)
 
 
-def _limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .server.limits import Limits
-
-    given = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(Limits) if getattr(args, spec.name) is not None}
+def _knobs(cls: type, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """A settings dataclass (Limits, BatchSettings, Decoding) from the options given for its
+    fields (each class names its options and where argparse keeps them); a bad value exits
+    naming the option."""
+    dest = getattr(cls, "dest", lambda name: name)
+    given = {spec.name: getattr(args, dest(spec.name)) for spec in dataclasses.fields(cls) if getattr(args, dest(spec.name)) is not None}
     try:
-        return Limits(**given)
+        return cls(**given)
     except ValueError as exc:
         name = str(exc).split()[0]
-        raise SystemExit(f"hfbridge: {Limits.option(name)}: {exc}") from None
-
-
-def _batching(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .server.batching import BatchSettings
-
-    given = {spec.name: getattr(args, BatchSettings.dest(spec.name)) for spec in dataclasses.fields(BatchSettings)
-             if getattr(args, BatchSettings.dest(spec.name)) is not None}
-    try:
-        return BatchSettings(**given)
-    except ValueError as exc:
-        name = str(exc).split()[0]
-        raise SystemExit(f"hfbridge: {BatchSettings.option(name)}: {exc}") from None
-
-
-def _decoding(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .server.decoding import Decoding
-
-    given = {spec.name: getattr(args, Decoding.dest(spec.name)) for spec in dataclasses.fields(Decoding)
-             if getattr(args, Decoding.dest(spec.name)) is not None}
-    try:
-        return Decoding(**given)
-    except ValueError as exc:
-        name = str(exc).split()[0]
-        raise SystemExit(f"hfbridge: {Decoding.option(name)}: {exc}") from None
+        raise SystemExit(f"hfbridge: {cls.option(name)}: {exc}") from None
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .server.app import ServerSettings
+    from .server.batching import BatchSettings
+    from .server.decoding import Decoding
+    from .server.limits import Limits
     from .server.guards import parse_rate
     from .server.registry import default_cache_dir
 
@@ -86,9 +67,9 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         rate_limit=rate,
         allow_urls=args.allow_urls,
         preload=args.preload,
-        limits=_limits(args),
-        batching=_batching(args),
-        decoding=_decoding(args),
+        limits=_knobs(Limits, args),
+        batching=_knobs(BatchSettings, args),
+        decoding=_knobs(Decoding, args),
     )
 
 

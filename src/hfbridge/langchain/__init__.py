@@ -8,8 +8,7 @@ Each component's module is imported when the component is first named (PEP 562),
 the chat model or the generated tool classes.
 """
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
 try:
     import langchain_core  # noqa: F401
@@ -30,14 +29,4 @@ _WHERE = {
 __all__ = ["ChatHFInference", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbeddings", "HFInferenceTool", "HFInferenceToolkit", "TOOL_CLASSES"]
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(where, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

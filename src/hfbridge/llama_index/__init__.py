@@ -7,8 +7,7 @@ Each component's module is imported when the component is first named (PEP 562),
 one component never costs the others.
 """
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
 try:
     import llama_index.core  # noqa: F401
@@ -28,14 +27,4 @@ _WHERE = {
 __all__ = ["HFInferenceChat", "HFInferenceLLM", "HFInferenceRerank", "HFInferenceEmbedding", "HFInferenceToolSpec", "ToolText"]
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(where, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

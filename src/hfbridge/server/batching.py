@@ -53,6 +53,7 @@ from typing import Any, Callable, Sequence
 
 from .backends import Backend, Plan
 from .cancellation import Cancelled, Jobs
+from .options import ServeOptions, knob
 
 __all__ = ["BatchSettings", "BatchStats", "Batcher", "Batchers", "take", "padded_tokens", "wait_time"]
 
@@ -62,19 +63,17 @@ logger = logging.getLogger("hfbridge.server")
 _RECENT = 256
 
 
-def _knob(default: float, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
 
 @dataclass(frozen=True)
-class BatchSettings:
+class BatchSettings(ServeOptions):
     """How the encoder tasks' requests are merged into forward passes; every field is also an
     ``hfbridge serve`` option (``max_batch_tokens`` is ``--encode-max-batch-tokens``)."""
 
-    max_batch_tokens: int = _knob(16384, "most padded tokens (rows x longest row) in one encoder forward pass; "
+    PREFIX = "encode-"  # apart from the generation batch's options of the same names
+    max_batch_tokens: int = knob(16384, "most padded tokens (rows x longest row) in one encoder forward pass; "
                                          "a longer single input runs alone")
-    max_batch_size: int = _knob(32, "most rows (texts, windows, text-label pairs) in one encoder forward pass")
-    max_batch_wait_ms: float = _knob(10.0, "most milliseconds a request waits for others to share its forward pass "
+    max_batch_size: int = knob(32, "most rows (texts, windows, text-label pairs) in one encoder forward pass")
+    max_batch_wait_ms: float = knob(10.0, "most milliseconds a request waits for others to share its forward pass "
                                            "(only while the previous pass was shared)")
 
     def __post_init__(self) -> None:
@@ -84,16 +83,6 @@ class BatchSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low_ok:
                 raise ValueError(f"{spec.name} must be a number {'>= 0' if spec.name == 'max_batch_wait_ms' else '> 0'}, got {value!r}")
 
-    @staticmethod
-    def option(name: str) -> str:
-        """The ``hfbridge serve`` option that sets the field ``name`` (``--encode-`` apart from the
-        generation batch's options of the same names)."""
-        return "--encode-" + name.replace("_", "-")
-
-    @staticmethod
-    def dest(name: str) -> str:
-        """Where argparse keeps that option's value."""
-        return "encode_" + name
 
 
 # --------------------------------------------------------------------------------------------

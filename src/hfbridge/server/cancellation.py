@@ -95,11 +95,9 @@ class Jobs:
                 return work()
 
         future = asyncio.get_running_loop().run_in_executor(executor, job)
-        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            await asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await _done_or_gone(future, receive)
         finally:
-            gone.cancel()
             if not future.done():
                 event.set()
                 future.add_done_callback(_consume)
@@ -112,17 +110,22 @@ class Jobs:
         """``future``'s result, awaited on the event loop (work queued elsewhere: a batcher),
         unless the client disconnects first: then the future is cancelled, the job counted
         as cancelled and :class:`Cancelled` raised."""
-        gone = asyncio.ensure_future(_disconnected(receive))
-        try:
-            await asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
+        await _done_or_gone(future, receive)
         if not future.done():
             future.cancel()
             with self._lock:
                 self.cancelled += 1
             raise Cancelled()
         return future.result()
+
+
+async def _done_or_gone(future: "asyncio.Future[Any]", receive: Callable[[], Any]) -> None:
+    """Returns when ``future`` is done or the request's client has disconnected, whichever is first."""
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
 
 
 async def _disconnected(receive: Callable[[], Any]) -> None:

@@ -14,25 +14,25 @@ never outgrows it while its requests decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+from .options import ServeOptions, knob
 
 __all__ = ["Decoding", "admit"]
 
 
-def _knob(default: int, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
 
 @dataclass(frozen=True)
-class Decoding:
+class Decoding(ServeOptions):
     """Bounds of each generation model's continuous batch; every field is also an
     ``hfbridge serve`` option (``max_batch_size`` is ``--decode-max-batch-size``)."""
 
-    max_batch_size: int = _knob(16, "most generation requests of one model decoded together (1: one at a time)")
-    max_batch_tokens: int = _knob(16384, "most key/value cache positions a model's batch reserves: the sum over its "
+    PREFIX = "decode-"  # apart from the encoder batch's options of the same names
+    max_batch_size: int = knob(16, "most generation requests of one model decoded together (1: one at a time)")
+    max_batch_tokens: int = knob(16384, "most key/value cache positions a model's batch reserves: the sum over its "
                                          "requests of prompt + max_new_tokens (a longer request still runs, alone)")
-    max_prefill_tokens: int = _knob(2048, "most prompt tokens read between two decoding steps, so joining requests "
+    max_prefill_tokens: int = knob(2048, "most prompt tokens read between two decoding steps, so joining requests "
                                           "delay the running ones by a bounded amount (at least one request joins)")
 
     def __post_init__(self) -> None:
@@ -41,16 +41,6 @@ class Decoding:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{spec.name} must be an integer >= 1, got {value!r}")
 
-    @staticmethod
-    def option(name: str) -> str:
-        """The ``hfbridge serve`` option that sets the field ``name`` (``--decode-`` apart from the
-        encoder batch's options of the same names)."""
-        return "--decode-" + name.replace("_", "-")
-
-    @staticmethod
-    def dest(name: str) -> str:
-        """Where argparse keeps that option's value."""
-        return "decode_" + name
 
 
 def admit(waiting: Sequence[tuple[int, int]], running: int, reserved: int, settings: Decoding) -> int:
