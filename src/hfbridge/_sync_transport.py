@@ -187,6 +187,10 @@ if hasattr(os, "register_at_fork"):
 _current = threading.local()  # the watch of the exchange this thread is running
 
 
+#: bodies up to this size are sent together with their headers
+_MERGED_BODY_BYTES = 1 << 20
+
+
 class _WatchedConnection:
     """Connection behaviour mixed into urllib3's classes: every socket an exchange uses is
     handed to its watch (new and reused connections alike), and a public-only session checks
@@ -209,10 +213,31 @@ class _WatchedConnection:
         super().connect()  # type: ignore[misc]
         self._watch(self.sock)  # type: ignore[attr-defined]  # the TLS socket, once wrapped
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
+    #: the header block held back to go out with the body in one send (see :meth:`request`)
+    _held: bytes | None = None
+    _merging = False
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        """urllib3 sends the header block and then the body, two ``sendall`` calls and two TCP
+        segments for every request; a bytes body goes out with its headers in one (measured:
+        the second send was a tenth of a small call's CPU)."""
         if self.sock is not None:  # type: ignore[attr-defined]  # a connection from the pool
             self._watch(self.sock)  # type: ignore[attr-defined]
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+        self._merging = isinstance(body, bytes) and 0 < len(body) <= _MERGED_BODY_BYTES and not kwargs.get("chunked")
+        try:
+            return super().request(method, url, body=body, headers=headers, **kwargs)  # type: ignore[misc]
+        finally:
+            held, self._held, self._merging = self._held, None, False
+            if held is not None:  # nothing followed the headers: they still go out
+                super().send(held)  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        if self._merging:
+            if self._held is None:
+                self._held = bytes(data)
+                return
+            data, self._held, self._merging = self._held + bytes(data), None, False
+        super().send(data)  # type: ignore[misc]
 
     @staticmethod
     def _watch(sock: socket.socket | None) -> None:

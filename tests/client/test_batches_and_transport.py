@@ -154,3 +154,22 @@ def test_a_pool_manager_of_ones_own_is_used_and_a_requests_session_refused(serve
     manager.clear()
     with pytest.raises(TypeError, match="urllib3.PoolManager"):
         InferenceClient(server.url, token=False, session=object())
+
+
+def test_a_request_goes_out_in_one_send_headers_and_body_together(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+
+    sends: list[bytes] = []
+    original = http.client.HTTPConnection.send
+
+    def counting(self: Any, data: Any) -> None:
+        sends.append(bytes(data))
+        original(self, data)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", counting)
+    server.on("/models/m/text-generation", Reply(body=[{"generated_text": "ok"}]))
+    with InferenceClient(server.url, token=None) as client:
+        for _ in range(3):
+            assert client.text_generation("hello", model="m").generated_text == "ok"
+    assert len(sends) == 3 and all(b'"inputs":"hello"' in s.replace(b" ", b"") and s.startswith(b"POST ") for s in sends)
+    assert server.requests[-1].json()["inputs"] == "hello"  # the server read the whole body
