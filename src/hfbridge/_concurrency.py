@@ -2,8 +2,9 @@
 
 The sync side maps a function over items on a few threads (results in input order, the first
 failure raised); the async side gathers under the client's own bound. Both step aside while
-vcrpy records a cassette: it cannot record requests made from several threads at once (vcrpy
-issue 849), and concurrent answers would land in the cassette in whichever order they came.
+a vcrpy cassette is in use: it cannot record requests made from several threads at once (vcrpy
+issue 849), its count of what a replay played is not thread-safe either, and concurrent answers
+would land in a recording in whichever order they came.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RECORDING_SERIALLY", "recording_gate", "recording_lock", "map_in_threads", "chunks"]
 
-#: set while vcrpy records (the pytest plugin sets it): thread pools run one call at a time
-#: meanwhile, and async calls pass :func:`recording_gate` one at a time, in the order they asked
+#: set while a vcrpy cassette is in use (the pytest plugin sets it; recording or replaying):
+#: thread pools run one call at a time meanwhile, and async calls pass :func:`recording_gate`
+#: one at a time, in the order they asked
 RECORDING_SERIALLY = threading.Event()
 _recording_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 
