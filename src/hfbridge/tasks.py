@@ -224,6 +224,15 @@ class TaskSpec:
     def tool_name(self) -> str:
         return self.task.value.replace("-", "_")
 
+    @property
+    def tool_schema(self) -> type[BaseModel]:
+        """``tool_args`` with its schema built. The argument models defer building (imports stay
+        cheap), and not every framework builds one before reading it: langchain-core 1.2.7 gave
+        a tool of a deferred model no properties at all."""
+        if not getattr(self.tool_args, "__pydantic_complete__", True):
+            self.tool_args.model_rebuild(force=True)
+        return self.tool_args
+
 
 _T = Task
 _K = InputKind

@@ -97,7 +97,7 @@ def tool_class(task: Task) -> type[HFInferenceTool]:
             "__annotations__": {"name": str, "description": str, "args_schema": type},
             "name": spec.tool_name,
             "description": tool_description(spec),
-            "args_schema": spec.tool_args,
+            "args_schema": spec.tool_schema,
         },
     )
 

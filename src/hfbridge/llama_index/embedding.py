@@ -61,7 +61,9 @@ class HFInferenceEmbedding(ConnectionMixin, BaseEmbedding):
                       or getattr(self, "embeddings_cache", None) is not None or getattr(self, "rate_limiter", None) is not None)
         if sequential:
             return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
-        model_dict = self.to_payload()
+        # what the base class reports of itself: to_payload() since llama-index-core 0.14.x's
+        # later releases, to_dict() before (0.14.5, the lowest supported)
+        model_dict = self.to_payload() if hasattr(self, "to_payload") else self.to_dict()
 
         def one(batch: list[str]) -> list[Embedding]:  # what the base class does per batch
             dispatcher.event(EmbeddingStartEvent(model_dict=model_dict))

@@ -138,7 +138,7 @@ class HFInferenceToolSpec(Closable, BaseToolSpec):
                 async_fn=getattr(self, f"a{spec.tool_name}"),
                 name=spec.tool_name,
                 description=tool_description(spec),
-                fn_schema=spec.tool_args,
+                fn_schema=spec.tool_schema,
                 callback=callback,
                 async_callback=async_callback,
             ))
